@@ -1,0 +1,34 @@
+# Every target creates .venv from pyproject.toml on first use; Python 3.11+ is all a fresh clone needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf build/demo && mkdir -p build/demo
+	cd build/demo && ../../$(BIN)/shoal map ../../examples/map/records.jsonl \
+		--prompt-file ../../examples/map/prompt.txt --model rehearsal:demo --out summaries.jsonl --yes
+	@echo "demo output: build/demo/summaries.jsonl"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/rate_ceiling.py
+	$(BIN)/python bench/overhead.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
