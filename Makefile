@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	rm -rf build/demo && mkdir -p build/demo
 	cd build/demo && ../../$(BIN)/shoal map ../../examples/map/records.jsonl \
-		--prompt-file ../../examples/map/prompt.txt --model rehearsal:demo --out summaries.jsonl --yes
+		--prompt-file ../../examples/map/prompt.txt --model rehearsal:demo --max-tokens 160 --out summaries.jsonl
 	@echo "demo output: build/demo/summaries.jsonl"
 
 test: $(STAMP)

@@ -1,0 +1,135 @@
+"""`shoal map`."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import ShoalConfig, load_config
+from ..engine import Job, StopSignal, Workspace, open_job
+from ..errors import InputError
+from ..jobs import MapResult, load_schema, plan_map, run_map
+from ..providers import ProviderSet, resolve_model
+from ._runtime import run_async, say
+
+__all__ = ["map_command"]
+
+_PROGRESS_EVERY_S = 5.0
+
+
+def _with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float | None) -> ShoalConfig:
+    updates: dict[str, object] = {}
+    if concurrency is not None:
+        updates["concurrency"] = concurrency
+    if max_cost is not None:
+        updates["max_cost_usd"] = max_cost
+    if not updates:
+        return config
+    job = config.job.model_validate({**config.job.model_dump(), **updates})
+    return config.model_copy(update={"job": job})
+
+
+def _summary(result: MapResult, job: Job, out: Path) -> str:
+    total = job.ledger.total
+    stats = job.caller.stats
+    return (
+        f"map: {result.already_done + result.done}/{result.total} done "
+        f"({result.done} now, {result.already_done} earlier), {len(result.failed)} failed; "
+        f"{stats.sent} requests sent, {stats.replayed} replayed from the journal, {stats.retries} retries, "
+        f"{stats.rate_limited} rate-limited; tokens {total.input_tokens} in / {total.output_tokens} out; "
+        f"${total.cost_usd:.4f} this run (${job.ledger.spent:.4f} job total) -> {out}"
+    )
+
+
+def map_command(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL or CSV records.")],
+    model: Annotated[str, typer.Option("--model", help="provider:model or an alias from shoal.toml.")],
+    out: Annotated[Path, typer.Option("--out", help="JSONL file the results are appended to.")],
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="Template with {field} placeholders.")
+    ] = None,
+    prompt_file: Annotated[
+        Path | None, typer.Option("--prompt-file", help="Read the template from a file.")
+    ] = None,
+    id_field: Annotated[
+        str | None, typer.Option("--id-field", help="Field holding each record's id.")
+    ] = None,
+    schema: Annotated[
+        Path | None, typer.Option("--schema", help="JSON Schema the answers must match.")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="Answer budget per call.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="Requests in flight.")
+    ] = None,
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", min=0.0, help="Stop before this many USD.")
+    ] = None,
+    config_path: Annotated[Path | None, typer.Option("--config", help="shoal.toml to use.")] = None,
+) -> None:
+    """Run one prompt template over every record of INPUT; results are appended to OUT."""
+    argv = ["shoal", *sys.argv[1:]]
+
+    async def main(stop: StopSignal) -> int:
+        if (prompt is None) == (prompt_file is None):
+            raise InputError("give the template with exactly one of --prompt or --prompt-file")
+        template = prompt if prompt is not None else _read_template(prompt_file)
+        config = _with_overrides(load_config(config_path), concurrency, max_cost)
+        ref = resolve_model(model, config)
+        providers = ProviderSet(config, os.environ)
+        providers.check(ref)
+        plan = plan_map(
+            input_path=input_path,
+            template=template,
+            model=ref,
+            out=out,
+            id_field=id_field or "id",
+            id_required=id_field is not None,
+            schema=load_schema(schema) if schema is not None else None,
+            max_tokens=max_tokens or config.job.max_tokens,
+        )
+        last = [time.monotonic()]
+
+        def progress(result: MapResult) -> None:
+            now = time.monotonic()
+            if now - last[0] >= _PROGRESS_EVERY_S:
+                last[0] = now
+                done = result.already_done + result.done
+                say(f"map: {done}/{result.total} done, {len(result.failed)} failed")
+
+        async with open_job(
+            workspace=Workspace(Path.cwd()),
+            config=config,
+            name=plan.job_name,
+            command=shlex.join(argv),
+            env=os.environ,
+            stop=stop,
+            providers=providers,
+        ) as job:
+            result = await run_map(plan, job, on_progress=progress)
+            say(_summary(result, job, out))
+        for record_id, error in list(result.failed.items())[:20]:
+            say(f"  failed: {record_id}: {error}")
+        if len(result.failed) > 20:
+            say(f"  ... and {len(result.failed) - 20} more failed (see `shoal journal`)")
+        if result.stopped:
+            say(f"map: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
+        return result.exit_code
+
+    code = run_async(main)
+    raise typer.Exit(code)
+
+
+def _read_template(path: Path | None) -> str:
+    assert path is not None
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the prompt file: {exc.strerror}") from None

@@ -1,0 +1,104 @@
+"""shoal.toml: the job's settings as small validated value objects.
+
+Unknown keys and bad values are user mistakes: they raise ConfigError with one line that names
+the key and the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "JobSettings",
+    "ModelLimits",
+    "Price",
+    "ProviderSettings",
+    "ShoalConfig",
+    "load_config",
+]
+
+CONFIG_FILENAME = "shoal.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderSettings(_Strict):
+    base_url: str | None = None
+    api_key_env: str | None = None  # name of the variable holding the key, if not the usual one
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
+class ModelLimits(_Strict):
+    """The provider's limits for one model. Anthropic counts input and output tokens separately."""
+
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    itpm: int | None = Field(default=None, gt=0)
+    otpm: int | None = Field(default=None, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return any(v is not None for v in (self.rpm, self.tpm, self.itpm, self.otpm))
+
+
+class Price(_Strict):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+
+class JobSettings(_Strict):
+    concurrency: int = Field(default=16, gt=0, le=10_000)  # ceiling of requests in flight, whole job
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_attempts: int = Field(default=5, gt=0, le=50)  # per call, for errors other than 429
+    max_rate_limited: int = Field(default=30, gt=0)  # 429s one call may meet before it fails
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    max_pause_s: float = Field(default=60.0, gt=0)  # longest job-wide pause one 429 may cause
+    max_tokens: int = Field(default=1024, gt=0)  # default answer budget per call
+
+
+class ShoalConfig(_Strict):
+    models: dict[str, str] = Field(default_factory=dict)  # alias -> "provider:model"
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    limits: dict[str, ModelLimits] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    job: JobSettings = Field(default_factory=JobSettings)
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"unknown key '{where}'"
+    return f"{where}: {first['msg']}"
+
+
+def load_config(path: Path | None = None, *, cwd: Path | None = None) -> ShoalConfig:
+    """Read shoal.toml: the given file, else the one in the working directory, else defaults."""
+    if path is None:
+        candidate = (cwd or Path.cwd()) / CONFIG_FILENAME
+        if not candidate.exists():
+            return ShoalConfig()
+        path = candidate
+    elif not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return ShoalConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None

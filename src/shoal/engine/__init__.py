@@ -1,0 +1,26 @@
+"""The engine: one controlled job under a shared rate budget, journaled call by call."""
+
+from ._caller import CallResult, CallSpec, CallStats, ModelCaller, RetryPolicy, call_key
+from ._executor import Executor, LocalExecutor
+from ._job import Job, Workspace, open_job
+from ._ledger import Ledger, Tally
+from ._stop import Stopped, StopSignal, StopState
+
+__all__ = [
+    "CallResult",
+    "CallSpec",
+    "CallStats",
+    "Executor",
+    "Job",
+    "Ledger",
+    "LocalExecutor",
+    "ModelCaller",
+    "RetryPolicy",
+    "StopSignal",
+    "StopState",
+    "Stopped",
+    "Tally",
+    "Workspace",
+    "call_key",
+    "open_job",
+]

@@ -1,0 +1,316 @@
+"""The whole path of one model call: journal replay, concurrency slot, cost budget, rate budget,
+the provider, answer checks, settlement, journal record, accounting, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from jsonschema import Draft202012Validator
+
+from .._clock import Clock
+from .._tokens import estimate_tokens
+from ..budget import BudgetBook, Demand
+from ..errors import BadAnswer, ModelCallError, RateLimited, TransientError
+from ..journal import CallRecord, Journal
+from ..providers._refs import ModelRef
+from ..providers._types import ModelReply, ModelRequest, Provider, Usage
+from ._ledger import Ledger
+from ._stop import Stopped, StopSignal
+
+__all__ = ["CallResult", "CallSpec", "CallStats", "ModelCaller", "ProviderSource", "RetryPolicy", "call_key"]
+
+T = TypeVar("T")
+
+
+class ProviderSource(Protocol):
+    def get(self, provider: str) -> Provider: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5  # per call, for transient errors and bad answers
+    max_rate_limited: int = 30  # 429s one call may meet before it fails
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    request_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallSpec:
+    scope: str  # the item or step this call belongs to; part of its journal key
+    stage: str
+    model: ModelRef
+    request: ModelRequest
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    key: str
+    text: str
+    usage: Usage
+    cost_usd: float
+    replayed: bool
+    attempts: int
+
+
+@dataclass(slots=True)
+class CallStats:
+    """Live counters for views and reports."""
+
+    sent: int = 0
+    replayed: int = 0
+    in_flight: int = 0
+    waiting: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    failed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def call_key(spec: CallSpec) -> str:
+    """Identity of a call: the same scope, model, messages, schema and parameters hash the same."""
+    request = spec.request
+    payload = {
+        "scope": spec.scope,
+        "model": spec.model.key,
+        "messages": [[m.role, m.content, m.cache] for m in request.messages],
+        "schema": request.schema,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+class ModelCaller:
+    def __init__(
+        self,
+        *,
+        job: str,
+        run_id: int,
+        providers: ProviderSource,
+        budgets: BudgetBook,
+        journal: Journal,
+        ledger: Ledger,
+        stop: StopSignal,
+        policy: RetryPolicy,
+        concurrency: int,
+        clock: Clock,
+        rng: random.Random,
+    ) -> None:
+        self.job = job
+        self.run_id = run_id
+        self._providers = providers
+        self._budgets = budgets
+        self._journal = journal
+        self._ledger = ledger
+        self._stop = stop
+        self._policy = policy
+        self._slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self._clock = clock
+        self._rng = rng
+        self._validators: dict[str, Draft202012Validator] = {}
+        self._stop_waiter: asyncio.Future[None] | None = None
+        self.stats = CallStats()
+
+    async def call(self, spec: CallSpec) -> CallResult:
+        key = call_key(spec)
+        stored = self._journal.find_call(key)
+        if stored is not None:
+            usage = Usage(stored.input_tokens, stored.output_tokens, stored.cached_tokens)
+            self._ledger.record(spec.model.key, spec.stage, usage, stored.cost_usd, replayed=True)
+            self.stats.replayed += 1
+            return CallResult(key, stored.response, usage, stored.cost_usd, replayed=True, attempts=0)
+        attempts = 0
+        limited = 0
+        while True:
+            self._stop.check()  # while draining, nothing new is sent
+            try:
+                reply, cost = await self._attempt(spec, key, attempts + limited + 1)
+            except RateLimited:
+                limited += 1
+                if limited >= self._policy.max_rate_limited:
+                    self.stats.failed += 1
+                    raise
+                continue
+            except (TransientError, BadAnswer) as exc:
+                attempts += 1
+                if attempts >= self._policy.max_attempts:
+                    self.stats.failed += 1
+                    raise
+                self.stats.retries += 1
+                self._journal.event(self.run_id, "retry", spec.model.key, scope=spec.scope, error=str(exc))
+                await self._interruptible(self._clock.sleep(self._backoff(attempts, exc)))
+                continue
+            except ModelCallError:
+                self.stats.failed += 1
+                raise
+            return CallResult(
+                key, reply.text, reply.usage, cost, replayed=False, attempts=attempts + limited + 1
+            )
+
+    def _backoff(self, attempt: int, exc: ModelCallError) -> float:
+        delay = min(self._policy.backoff_max_s, self._policy.backoff_base_s * 2 ** (attempt - 1))
+        if exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        return float(delay * self._rng.uniform(0.5, 1.5))
+
+    async def _interruptible(self, awaitable: Awaitable[T]) -> T:
+        """Await something that has not sent anything yet; give up if the job starts draining."""
+        if self._stop_waiter is None:
+            self._stop_waiter = asyncio.ensure_future(self._stop.wait())
+        task: asyncio.Future[T] = asyncio.ensure_future(awaitable)
+        waiter: asyncio.Future[None] = self._stop_waiter
+        racers: set[asyncio.Future[Any]] = {task, waiter}
+        done, _ = await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        raise Stopped(self._stop.reason or "stopped")
+
+    async def _attempt(self, spec: CallSpec, key: str, attempt: int) -> tuple[ModelReply, float]:
+        request = spec.request
+        model_key = spec.model.key
+        demand = Demand(estimate_tokens(*(m.content for m in request.messages)), request.max_tokens)
+        budget = self._budgets.for_model(model_key)
+        provider = self._providers.get(spec.model.provider)
+        queued_at = self._clock.now()
+        self.stats.waiting += 1
+        try:
+            await self._interruptible(self._slots.acquire())
+        finally:
+            self.stats.waiting -= 1
+        try:
+            reservation = self._ledger.reserve(model_key, demand.input_tokens, demand.max_tokens)
+            try:
+                permit = await self._interruptible(budget.acquire(demand))
+                started = self._clock.now()
+                self.stats.in_flight += 1
+                self.stats.sent += 1
+                try:
+                    reply = await self._send(provider, request)
+                except ModelCallError as exc:
+                    budget.settle(permit, None)
+                    if isinstance(exc, RateLimited):
+                        self.stats.rate_limited += 1
+                        budget.rate_limited(exc.retry_after)
+                        self._journal.event(
+                            self.run_id, "rate_limited", model_key, retry_after=exc.retry_after
+                        )
+                    await self._record(
+                        spec, key, attempt, exc.outcome, started, queued_at, status=exc.status, error=str(exc)
+                    )
+                    raise
+                finally:
+                    self.stats.in_flight -= 1
+                budget.observe(reply.rate)
+                budget.settle(permit, reply.usage)
+                cost = self._ledger.cost_of(model_key, reply.usage)
+                problem = self._check(reply, request)
+                await self._record(
+                    spec,
+                    key,
+                    attempt,
+                    problem.outcome if problem else "ok",
+                    started,
+                    queued_at,
+                    status=200,
+                    reply=reply,
+                    cost=cost,
+                    error=str(problem) if problem else None,
+                )
+                self._ledger.record(model_key, spec.stage, reply.usage, cost)
+                if problem is not None:
+                    raise problem
+                return reply, cost
+            finally:
+                self._ledger.release(reservation)
+        finally:
+            self._slots.release()
+
+    async def _send(self, provider: Provider, request: ModelRequest) -> ModelReply:
+        try:
+            return await asyncio.wait_for(provider.complete(request), self._policy.request_timeout_s)
+        except TimeoutError:
+            raise TransientError(
+                f"no answer within {self._policy.request_timeout_s:g}s", model=request.model
+            ) from None
+
+    def _check(self, reply: ModelReply, request: ModelRequest) -> BadAnswer | None:
+        """An empty answer or one cut off by the token limit is a failure, never a result."""
+        if reply.finish_reason == "length":
+            return BadAnswer("answer cut off by the token limit", model=request.model, reason="truncated")
+        if not reply.text.strip():
+            return BadAnswer("empty answer", model=request.model, reason="empty")
+        if request.schema is not None:
+            return self._check_schema(reply.text, request.schema, request.model)
+        return None
+
+    def _check_schema(self, text: str, schema: Mapping[str, Any], model: str) -> BadAnswer | None:
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            return BadAnswer(f"answer is not JSON: {exc}", model=model, reason="invalid")
+        schema_id = json.dumps(schema, sort_keys=True)
+        validator = self._validators.get(schema_id)
+        if validator is None:
+            validator = self._validators[schema_id] = Draft202012Validator(dict(schema))
+        error = next(iter(validator.iter_errors(document)), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            return BadAnswer(
+                f"answer does not match the schema at {where}: {error.message}", model=model, reason="invalid"
+            )
+        return None
+
+    async def _record(
+        self,
+        spec: CallSpec,
+        key: str,
+        attempt: int,
+        outcome: str,
+        started: float,
+        queued_at: float,
+        *,
+        status: int | None,
+        reply: ModelReply | None = None,
+        cost: float = 0.0,
+        error: str | None = None,
+    ) -> None:
+        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
+        usage = reply.usage if reply is not None else Usage()
+        record = CallRecord(
+            key=key,
+            job=self.job,
+            run_id=self.run_id,
+            scope=spec.scope,
+            stage=spec.stage,
+            model=spec.model.key,
+            outcome=outcome,
+            attempt=attempt,
+            status=status,
+            response=reply.text if reply is not None else None,
+            finish_reason=reply.finish_reason if reply is not None else None,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            cost_usd=cost,
+            latency_s=self._clock.now() - started,
+            queue_s=started - queued_at,
+            error=error,
+            created_at=self._clock.wall(),
+        )
+        await self._journal.record_call(record)
+
+    async def aclose(self) -> None:
+        if self._stop_waiter is not None and not self._stop_waiter.done():
+            self._stop_waiter.cancel()

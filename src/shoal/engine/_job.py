@@ -1,0 +1,136 @@
+"""One run of a job: the workspace lock, the journal, the budgets, the providers and the caller,
+opened together and closed together."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from .._clock import Clock, SystemClock
+from ..budget import BudgetBook, BudgetSettings
+from ..config import ModelLimits, Price, ShoalConfig
+from ..journal import Journal, RunStatus, WorkspaceLock
+from ..pricing import PriceBook
+from ..providers import ProviderSet, resolve_model
+from ._caller import ModelCaller, ProviderSource, RetryPolicy
+from ._ledger import Ledger
+from ._stop import StopSignal
+
+__all__ = ["Job", "Workspace", "open_job"]
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A working directory; shoal keeps its journal, lock and staging area in .shoal/ under it."""
+
+    root: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".shoal"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / "journal.db"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "lock"
+
+    @property
+    def staging(self) -> Path:
+        return self.state_dir / "staging"
+
+
+@dataclass(slots=True)
+class Job:
+    name: str
+    run_id: int
+    config: ShoalConfig
+    journal: Journal
+    caller: ModelCaller
+    ledger: Ledger
+    budgets: BudgetBook
+    providers: ProviderSource
+    stop: StopSignal
+    clock: Clock
+    status: RunStatus = RunStatus.RUNNING
+    notes: list[str] = field(default_factory=list)
+
+
+def _by_model_key(table: Mapping[str, V], config: ShoalConfig) -> dict[str, V]:
+    """Tables keyed by model may use aliases; key them by "provider:model"."""
+    return {resolve_model(name, config).key: value for name, value in table.items()}
+
+
+@asynccontextmanager
+async def open_job(
+    *,
+    workspace: Workspace,
+    config: ShoalConfig,
+    name: str,
+    command: str,
+    env: Mapping[str, str],
+    stop: StopSignal,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    providers: ProviderSource | None = None,
+    budget_settings: BudgetSettings | None = None,
+) -> AsyncIterator[Job]:
+    clock = clock or SystemClock()
+    rng = rng or random.Random()
+    limits: dict[str, ModelLimits] = _by_model_key(config.limits, config)
+    prices: dict[str, Price] = _by_model_key(config.prices, config)
+    lock = WorkspaceLock(workspace.lock_path)
+    lock.acquire(command)
+    try:
+        journal = Journal.open(workspace.journal_path, clock)
+        try:
+            run_id = await journal.begin_run(name, command, os.getpid())
+            settings = config.job
+            ledger = Ledger(
+                PriceBook(prices), max_cost_usd=settings.max_cost_usd, spent_before=journal.spent(name)
+            )
+            budgets = BudgetBook(
+                limits,
+                clock=clock,
+                rng=rng,
+                settings=budget_settings or BudgetSettings(max_pause_s=settings.max_pause_s),
+            )
+            providers = providers or ProviderSet(config, env)
+            caller = ModelCaller(
+                job=name,
+                run_id=run_id,
+                providers=providers,
+                budgets=budgets,
+                journal=journal,
+                ledger=ledger,
+                stop=stop,
+                policy=RetryPolicy(
+                    max_attempts=settings.max_attempts,
+                    max_rate_limited=settings.max_rate_limited,
+                    request_timeout_s=settings.request_timeout_s,
+                ),
+                concurrency=settings.concurrency,
+                clock=clock,
+                rng=rng,
+            )
+            job = Job(name, run_id, config, journal, caller, ledger, budgets, providers, stop, clock)
+            try:
+                yield job
+            finally:
+                await caller.aclose()
+                await providers.aclose()
+                status = job.status if job.status is not RunStatus.RUNNING else RunStatus.STOPPED
+                await journal.finish_run(run_id, status)
+        finally:
+            await journal.close()
+    finally:
+        lock.release()

@@ -1,0 +1,125 @@
+"""Errors raised by shoal.
+
+The hierarchy::
+
+    ShoalError
+    ├── UsageError                 a user mistake; the CLI prints one line and exits 2
+    │   ├── ConfigError            bad shoal.toml (names the key and the file)
+    │   ├── InputError             bad input file, template, schema or model name
+    │   └── WorkspaceBusy          another job holds this workspace's journal
+    └── RunError                   a failure while the job runs
+        ├── ModelCallError         one model request failed (status, retry_after, model)
+        │   ├── RateLimited        429: the whole job pauses, the request is queued again
+        │   ├── TransientError     connection error, timeout or 5xx: retried with backoff
+        │   ├── BadAnswer          empty, or cut off by the token limit: retried, never kept
+        │   └── PermanentError     any other 4xx: retrying cannot help
+        └── BudgetExhausted        the next call could exceed max_cost_usd
+
+Provider adapters translate SDK and HTTP exceptions into ModelCallError subclasses once, at
+the boundary; nothing above the adapters sees an SDK exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadAnswer",
+    "BudgetExhausted",
+    "ConfigError",
+    "InputError",
+    "ModelCallError",
+    "PermanentError",
+    "RateLimited",
+    "RunError",
+    "ShoalError",
+    "TransientError",
+    "UsageError",
+    "WorkspaceBusy",
+]
+
+
+class ShoalError(Exception):
+    """Base of every error shoal raises on purpose."""
+
+
+class UsageError(ShoalError):
+    """The user asked for something that cannot work as given. Exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """shoal.toml is malformed, has an unknown key or a bad value."""
+
+
+class InputError(UsageError):
+    """An input file, template, schema or model name is unusable."""
+
+
+class WorkspaceBusy(UsageError):
+    """Another shoal job is running in this workspace."""
+
+
+class RunError(ShoalError):
+    """A failure during a run."""
+
+
+class ModelCallError(RunError):
+    """A model request that did not produce a usable answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def outcome(self) -> str:
+        """Short label written to the journal's outcome column."""
+        return "error"
+
+
+class RateLimited(ModelCallError):
+    """The provider answered 429."""
+
+    @property
+    def outcome(self) -> str:
+        return "rate_limited"
+
+
+class TransientError(ModelCallError):
+    """Connection error, timeout or 5xx: worth retrying after a backoff."""
+
+    @property
+    def outcome(self) -> str:
+        return "transient"
+
+
+class BadAnswer(ModelCallError):
+    """The answer was empty or cut off by the token limit."""
+
+    def __init__(self, message: str, *, model: str = "", reason: str = "empty") -> None:
+        super().__init__(message, model=model)
+        self.reason = reason
+
+    @property
+    def outcome(self) -> str:
+        return self.reason
+
+
+class PermanentError(ModelCallError):
+    """A 4xx other than 429 (bad request, authentication): retrying cannot help."""
+
+    @property
+    def outcome(self) -> str:
+        return "rejected"
+
+
+class BudgetExhausted(RunError):
+    """Starting another call could take the job past its cost budget."""

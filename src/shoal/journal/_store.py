@@ -1,0 +1,336 @@
+"""The SQLite journal under .shoal/: every call, every item's state, every agent session.
+
+The orchestrator is the only writer. Writes go to one writer thread that commits them in
+groups (WAL, synchronous=FULL): an awaited write has reached the disk when it returns, and a
+burst of writes shares one fsync. Reads run on the caller's thread over their own connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .._clock import Clock, SystemClock
+from ._records import CallRecord, ItemStatus, RunStatus, StoredCall
+
+__all__ = ["Journal"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    command TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    job TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    scope TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    model TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    status INTEGER,
+    response TEXT,
+    finish_reason TEXT,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    latency_s REAL NOT NULL,
+    queue_s REAL NOT NULL,
+    error TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_ok_key ON calls(key) WHERE outcome = 'ok';
+CREATE INDEX IF NOT EXISTS calls_job ON calls(job);
+CREATE TABLE IF NOT EXISTS items (
+    job TEXT NOT NULL,
+    item TEXT NOT NULL,
+    status TEXT NOT NULL,
+    stage TEXT,
+    output TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (job, item)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    item TEXT,
+    messages TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    model TEXT,
+    detail TEXT
+);
+"""
+
+_CALL_COLUMNS = tuple(CallRecord.__dataclass_fields__)
+_INSERT_CALL = (
+    f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES ({', '.join('?' for _ in _CALL_COLUMNS)})"
+)
+_UPSERT_ITEM = """
+INSERT INTO items (job, item, status, stage, output, error, attempts, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (job, item) DO UPDATE SET
+    status = excluded.status,
+    stage = COALESCE(excluded.stage, items.stage),
+    output = COALESCE(excluded.output, items.output),
+    error = excluded.error,
+    attempts = items.attempts + excluded.attempts,
+    updated_at = excluded.updated_at
+"""
+
+_Write = tuple[str, Sequence[Any]]
+_Batch = tuple[list[_Write], "asyncio.Future[None] | None", "asyncio.AbstractEventLoop | None"]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class _Writer(threading.Thread):
+    """Commits queued writes in groups and resolves their futures after the commit."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name="shoal-journal-writer", daemon=True)
+        self._conn = _connect(path)
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self.failure: BaseException | None = None
+
+    def submit(self, batch: _Batch) -> None:
+        self._queue.put(batch)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def run(self) -> None:
+        closing = False
+        while not closing:
+            first = self._queue.get()
+            pending: list[_Batch] = []
+            if first is None:
+                closing = True
+            else:
+                pending.append(first)
+            while not closing:  # group everything already queued into one transaction
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                else:
+                    pending.append(more)
+            if pending:
+                self._commit(pending)
+        self._conn.close()
+
+    def _commit(self, pending: list[_Batch]) -> None:
+        error: BaseException | None = None
+        try:
+            self._conn.execute("BEGIN")
+            for writes, _, _ in pending:
+                for sql, params in writes:
+                    self._conn.execute(sql, params)
+            self._conn.execute("COMMIT")
+        except BaseException as exc:  # report to every waiter; the journal is unusable now
+            error = exc
+            self.failure = exc
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, future, loop in pending:
+            if future is not None and loop is not None:
+                by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, futures, error)
+            except RuntimeError:  # the loop closed while we were committing
+                pass
+
+
+def _resolve(futures: Iterable[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+class Journal:
+    """One workspace's journal. Create with `Journal.open(path)`; close with `await close()`."""
+
+    def __init__(self, path: Path, clock: Clock | None = None) -> None:
+        self.path = path
+        self._clock = clock or SystemClock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        setup = _connect(path)
+        setup.executescript(SCHEMA)
+        setup.close()
+        self._reader = _connect(path)
+        self._reader.row_factory = sqlite3.Row
+        self._writer = _Writer(path)
+        self._writer.start()
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: Path, clock: Clock | None = None) -> Journal:
+        return cls(path, clock)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self._closed:
+            raise RuntimeError("journal is closed")
+        if self._writer.failure is not None:
+            raise RuntimeError(f"journal writer failed: {self._writer.failure}")
+
+    async def write(self, writes: list[_Write]) -> None:
+        """Run the statements in one transaction; return once they are on disk."""
+        self._check()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._writer.submit((writes, future, loop))
+        await asyncio.shield(future)  # a cancelled caller must not lose a committed write
+
+    def write_nowait(self, writes: list[_Write]) -> None:
+        """Queue statements whose durability nobody waits for (events, progress)."""
+        self._check()
+        self._writer.submit((writes, None, None))
+
+    async def begin_run(self, job: str, command: str, pid: int) -> int:
+        await self.write(
+            [
+                (
+                    "INSERT INTO runs (job, command, pid, status, started_at) VALUES (?, ?, ?, ?, ?)",
+                    (job, command, pid, RunStatus.RUNNING.value, self._clock.wall()),
+                )
+            ]
+        )
+        row = self._reader.execute("SELECT max(id) FROM runs WHERE job = ?", (job,)).fetchone()
+        return int(row[0])
+
+    async def finish_run(self, run_id: int, status: RunStatus) -> None:
+        await self.write(
+            [
+                (
+                    "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+                    (status.value, self._clock.wall(), run_id),
+                )
+            ]
+        )
+
+    @staticmethod
+    def call_write(record: CallRecord) -> _Write:
+        return (_INSERT_CALL, tuple(asdict(record).values()))
+
+    def item_write(
+        self,
+        job: str,
+        item: str,
+        status: ItemStatus,
+        *,
+        stage: str | None = None,
+        output: str | None = None,
+        error: str | None = None,
+        attempts: int = 0,
+    ) -> _Write:
+        return (_UPSERT_ITEM, (job, item, status.value, stage, output, error, attempts, self._clock.wall()))
+
+    async def record_call(self, record: CallRecord) -> None:
+        await self.write([self.call_write(record)])
+
+    async def set_item(self, job: str, item: str, status: ItemStatus, **fields: Any) -> None:
+        await self.write([self.item_write(job, item, status, **fields)])
+
+    async def set_items(self, job: str, items: Iterable[str], status: ItemStatus) -> None:
+        await self.write([self.item_write(job, item, status) for item in items])
+
+    async def save_session(self, session_id: str, job: str, item: str | None, messages: Any) -> None:
+        await self.write(
+            [
+                (
+                    "INSERT INTO sessions (id, job, item, messages, updated_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET messages = excluded.messages, "
+                    "updated_at = excluded.updated_at",
+                    (session_id, job, item, json.dumps(messages), self._clock.wall()),
+                )
+            ]
+        )
+
+    def event(self, run_id: int | None, kind: str, model: str | None = None, **detail: Any) -> None:
+        self.write_nowait(
+            [
+                (
+                    "INSERT INTO events (run_id, ts, kind, model, detail) VALUES (?, ?, ?, ?, ?)",
+                    (run_id, self._clock.wall(), kind, model, json.dumps(detail) if detail else None),
+                )
+            ]
+        )
+
+    async def flush(self) -> None:
+        await self.write([])
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await self.flush()
+        self._closed = True
+        self._writer.stop()
+        await asyncio.to_thread(self._writer.join)
+        self._reader.close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def find_call(self, key: str) -> StoredCall | None:
+        row = self._reader.execute(
+            "SELECT key, model, response, finish_reason, input_tokens, output_tokens, cached_tokens, "
+            "cost_usd FROM calls WHERE key = ? AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredCall(**dict(row))
+
+    def item_states(self, job: str) -> dict[str, ItemStatus]:
+        rows = self._reader.execute("SELECT item, status FROM items WHERE job = ?", (job,))
+        return {row["item"]: ItemStatus(row["status"]) for row in rows}
+
+    def spent(self, job: str) -> float:
+        row = self._reader.execute("SELECT COALESCE(sum(cost_usd), 0) FROM calls WHERE job = ?", (job,))
+        return float(row.fetchone()[0])
+
+    def load_session(self, session_id: str) -> Any | None:
+        row = self._reader.execute("SELECT messages FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return None if row is None else json.loads(row["messages"])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(self._reader.execute(sql, params))

@@ -1,0 +1,19 @@
+"""Providers: one adapter per provider, each a single async method over plain types."""
+
+from ._refs import KNOWN_PROVIDERS, ModelRef, resolve_model
+from ._registry import ProviderSet, RehearsalDefaults
+from ._types import Message, ModelReply, ModelRequest, Provider, RateSnapshot, Usage
+
+__all__ = [
+    "KNOWN_PROVIDERS",
+    "Message",
+    "ModelRef",
+    "ModelReply",
+    "ModelRequest",
+    "Provider",
+    "ProviderSet",
+    "RateSnapshot",
+    "RehearsalDefaults",
+    "Usage",
+    "resolve_model",
+]

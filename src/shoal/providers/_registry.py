@@ -1,0 +1,128 @@
+"""Build each provider adapter once, from shoal.toml and the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..config import ProviderSettings, ShoalConfig
+from ..errors import InputError
+from ..fake import FakeLimits, FakeSettings
+from ._refs import ModelRef
+from ._types import Provider
+
+__all__ = ["ProviderSet", "RehearsalDefaults"]
+
+_ENV = {
+    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+}
+# A local OpenAI-compatible server (vLLM, Ollama, llama.cpp) usually wants no key at all,
+# but the SDK insists on one.
+_PLACEHOLDER_KEY = "not-needed"
+
+
+@dataclass(frozen=True, slots=True)
+class RehearsalDefaults:
+    """How the rehearsal provider behaves when shoal.toml does not say."""
+
+    rpm: int = 600
+    tpm: int = 400_000
+    latency_s: float = 0.15
+    per_token_s: float = 0.0005
+
+
+class ProviderSet:
+    """The job's provider adapters, created on first use and closed together."""
+
+    def __init__(
+        self,
+        config: ShoalConfig,
+        env: Mapping[str, str],
+        *,
+        rehearsal: RehearsalDefaults | None = None,
+        rehearsal_settings: Callable[[str], FakeSettings] | None = None,
+    ) -> None:
+        self._config = config
+        self._env = env
+        self._rehearsal = rehearsal or RehearsalDefaults()
+        self._rehearsal_settings = rehearsal_settings
+        self._providers: dict[str, Provider] = {}
+
+    def _settings(self, provider: str) -> ProviderSettings:
+        return self._config.providers.get(provider, ProviderSettings())
+
+    def endpoint(self, provider: str) -> tuple[str | None, str | None]:
+        """(base_url, api_key) for a hosted provider; shoal.toml's base_url wins over the environment."""
+        key_var, url_var = _ENV[provider]
+        settings = self._settings(provider)
+        base_url = settings.base_url or self._env.get(url_var) or None
+        api_key = self._env.get(settings.api_key_env or key_var) or None
+        return base_url, api_key
+
+    def check(self, ref: ModelRef) -> None:
+        """Fail before the job starts if a model could never be called."""
+        if ref.provider == "rehearsal":
+            return
+        base_url, api_key = self.endpoint(ref.provider)
+        if api_key is None and base_url is None:
+            key_var = self._settings(ref.provider).api_key_env or _ENV[ref.provider][0]
+            raise InputError(f"{key_var} is not set: model '{ref}' needs an API key (or a base_url)")
+
+    def get(self, provider: str) -> Provider:
+        adapter = self._providers.get(provider)
+        if adapter is None:
+            adapter = self._providers[provider] = self._build(provider)
+        return adapter
+
+    def _build(self, provider: str) -> Provider:
+        if provider == "rehearsal":
+            from ._rehearsal import RehearsalProvider
+
+            return RehearsalProvider(self._rehearsal_settings or self._rehearsal_fake_settings)
+        base_url, api_key = self.endpoint(provider)
+        api_key = api_key or _PLACEHOLDER_KEY
+        timeout = self._settings(provider).timeout_s
+        from ._http import make_http_client
+        from ._pydantic_ai import PydanticAIProvider
+
+        http = make_http_client(timeout)
+        if provider == "openai":
+            from openai import AsyncOpenAI
+            from pydantic_ai.models.openai import OpenAIChatModel
+            from pydantic_ai.providers.openai import OpenAIProvider
+
+            openai_client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, http_client=http)
+            openai_provider = OpenAIProvider(openai_client=openai_client)
+            return PydanticAIProvider(
+                provider, lambda name: OpenAIChatModel(name, provider=openai_provider), http
+            )
+        if provider == "anthropic":
+            from anthropic import AsyncAnthropic
+            from pydantic_ai.models.anthropic import AnthropicModel
+            from pydantic_ai.providers.anthropic import AnthropicProvider
+
+            anthropic_client = AsyncAnthropic(
+                api_key=api_key, base_url=base_url, max_retries=0, http_client=http
+            )
+            anthropic_provider = AnthropicProvider(anthropic_client=anthropic_client)
+            return PydanticAIProvider(
+                provider, lambda name: AnthropicModel(name, provider=anthropic_provider), http
+            )
+        raise InputError(f"unknown provider '{provider}'")
+
+    def _rehearsal_fake_settings(self, model: str) -> FakeSettings:
+        limits = self._config.limits.get(f"rehearsal:{model}")
+        defaults = self._rehearsal
+        rpm = limits.rpm if limits and limits.rpm else defaults.rpm
+        tpm = limits.tpm if limits and limits.tpm else defaults.tpm
+        return FakeSettings(
+            limits=FakeLimits(rpm=rpm, tpm=tpm),
+            latency_s=defaults.latency_s,
+            per_token_s=defaults.per_token_s,
+        )
+
+    async def aclose(self) -> None:
+        for adapter in self._providers.values():
+            await adapter.aclose()
+        self._providers.clear()

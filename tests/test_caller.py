@@ -1,0 +1,171 @@
+"""The whole path of one call, against a scripted in-process provider."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from shoal.budget import BudgetSettings
+from shoal.config import JobSettings, ModelLimits, ShoalConfig
+from shoal.engine import CallSpec, Job, StopSignal, Workspace, open_job
+from shoal.errors import BudgetExhausted, PermanentError, RateLimited, TransientError
+from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
+
+Step = Callable[[ModelRequest], ModelReply]
+
+
+def ok(text: str = "fine answer", finish: str = "stop") -> Step:
+    return lambda request: ModelReply(text, Usage(20, 10), finish)
+
+
+def fail(exc: Exception) -> Step:
+    def raise_it(request: ModelRequest) -> ModelReply:
+        raise exc
+
+    return raise_it
+
+
+@dataclass
+class Scripted:
+    """Answers with the next step of the script; records every request it receives."""
+
+    steps: list[Step]
+    received: list[ModelRequest] = field(default_factory=list)
+    name: str = "openai"
+
+    def get(self, provider: str) -> Scripted:
+        return self
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        self.received.append(request)
+        step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
+        return step(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+MODEL = ModelRef("openai", "gpt-4o-mini")
+
+
+def spec(
+    prompt: str = "summarise", schema: dict[str, object] | None = None, max_tokens: int = 100
+) -> CallSpec:
+    request = ModelRequest(MODEL.name, (Message("user", prompt),), max_tokens, schema)
+    return CallSpec(scope="item-1", stage="map", model=MODEL, request=request)
+
+
+def config(**job: object) -> ShoalConfig:
+    return ShoalConfig(
+        limits={MODEL.key: ModelLimits(rpm=60_000, tpm=10_000_000)},
+        job=JobSettings.model_validate(job),
+    )
+
+
+@pytest.fixture
+def open_scripted(workspace: Path) -> Callable[..., object]:
+    def opener(provider: Scripted, cfg: ShoalConfig | None = None) -> AsyncIterator[Job]:
+        return open_job(  # type: ignore[return-value]
+            workspace=Workspace(workspace),
+            config=cfg or config(),
+            name="test-job",
+            command="test",
+            env={},
+            stop=StopSignal(),
+            providers=provider,
+            budget_settings=BudgetSettings(pause_jitter_s=0.0, spacing_jitter=0.0),
+        )
+
+    return opener
+
+
+async def test_finished_call_is_replayed_from_the_journal_not_sent_again(open_scripted) -> None:
+    provider = Scripted([ok("first answer")])
+    async with open_scripted(provider) as job:
+        first = await job.caller.call(spec())
+    async with open_scripted(provider) as job:
+        second = await job.caller.call(spec())
+        changed = await job.caller.call(spec(prompt="summarise differently"))
+    assert first.text == second.text == "first answer"
+    assert (first.replayed, second.replayed, changed.replayed) == (False, True, False)
+    assert len(provider.received) == 2  # the replayed call never reached the provider
+
+
+async def test_empty_and_truncated_answers_are_retried_and_never_kept(open_scripted) -> None:
+    provider = Scripted([ok(""), ok("half an ans", finish="length"), ok("whole answer")])
+    async with open_scripted(provider, config(max_attempts=5)) as job:
+        result = await job.caller.call(spec())
+        outcomes = [row[0] for row in job.journal.query("SELECT outcome FROM calls ORDER BY id")]
+    assert result.text == "whole answer" and result.attempts == 3
+    assert outcomes == ["empty", "truncated", "ok"]
+
+
+async def test_transient_errors_retry_until_the_attempts_run_out(open_scripted) -> None:
+    provider = Scripted([fail(TransientError("HTTP 503", status=503))])
+    async with open_scripted(provider, config(max_attempts=3)) as job:
+        job.caller._policy = type(job.caller._policy)(max_attempts=3, backoff_base_s=0.001)
+        with pytest.raises(TransientError):
+            await job.caller.call(spec())
+    assert len(provider.received) == 3
+
+
+async def test_permanent_errors_are_not_retried(open_scripted) -> None:
+    provider = Scripted([fail(PermanentError("HTTP 400: bad request", status=400))])
+    async with open_scripted(provider) as job:
+        with pytest.raises(PermanentError):
+            await job.caller.call(spec())
+    assert len(provider.received) == 1
+
+
+async def test_429_pauses_the_model_and_the_request_goes_again(open_scripted) -> None:
+    provider = Scripted([fail(RateLimited("HTTP 429", status=429, retry_after=0.2)), ok("after the pause")])
+    async with open_scripted(provider) as job:
+        result = await job.caller.call(spec())
+        budget = job.budgets.for_model(MODEL.key)
+        assert budget.rate_limited_count == 1 and budget.factor < 1.0
+        assert job.caller.stats.rate_limited == 1
+    assert result.text == "after the pause"
+
+
+async def test_answer_not_matching_the_schema_is_retried(open_scripted) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    provider = Scripted([ok('{"n": "three"}'), ok("not json"), ok(json.dumps({"n": 3}))])
+    async with open_scripted(provider) as job:
+        result = await job.caller.call(spec(schema=schema))
+    assert json.loads(result.text) == {"n": 3}
+    assert len(provider.received) == 3
+
+
+async def test_cost_budget_refuses_a_call_that_could_exceed_it(open_scripted) -> None:
+    provider = Scripted([ok()])
+    # gpt-4o-mini: 0.15 in / 0.60 out per million; 100k max tokens could cost $0.06.
+    async with open_scripted(provider, config(max_cost_usd=0.05)) as job:
+        await job.caller.call(spec(max_tokens=10))
+        with pytest.raises(BudgetExhausted):
+            await job.caller.call(spec(prompt="long one", max_tokens=100_000))
+        assert job.ledger.spent > 0
+    assert len(provider.received) == 1
+
+
+async def test_rehearsal_provider_answers_without_a_key(workspace: Path) -> None:
+    from shoal.providers import ProviderSet
+
+    cfg = ShoalConfig()
+    ref = ModelRef("rehearsal", "demo")
+    async with open_job(
+        workspace=Workspace(workspace),
+        config=cfg,
+        name="r",
+        command="t",
+        env={},
+        stop=StopSignal(),
+        providers=ProviderSet(cfg, {}),
+    ) as job:
+        request = ModelRequest("demo", (Message("user", "Explain tides"),), 60)
+        result = await job.caller.call(CallSpec("one", "map", ref, request))
+    assert result.text.startswith("[rehearsal]")
+    assert result.usage.output_tokens > 0 and result.cost_usd > 0
