@@ -1,7 +1,7 @@
 """The rate budget: one per provider model, shared by everything in the job.
 
 `RateBudget` is the small interface the engine talks to; `ModelBudget` keeps it in this process.
-A budget shared by many processes (through Redis) implements the same four methods.
+A budget shared by many processes (through Redis) implements the same five methods.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ __all__ = [
 
 class RateBudget(Protocol):
     model_key: str
+
+    def try_acquire(self, demand: Demand) -> Permit | None: ...
 
     async def acquire(self, demand: Demand) -> Permit: ...
 

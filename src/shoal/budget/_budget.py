@@ -23,6 +23,7 @@ __all__ = ["BudgetSettings", "Demand", "ModelBudget", "Permit"]
 # Without configured limits, start as a small account would and learn the rest from headers.
 _CONSERVATIVE = ModelLimits(rpm=60, tpm=30_000)
 _TOLERANCE_S = 1e-6
+_MAX_SLICE_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,10 @@ class ModelBudget:
         current = self._limits.get(kind)
         factor = getattr(self, "_factor", 1.0)
         if current is None:
-            bucket = Bucket(rate * factor, capacity, now=self._clock.now())
+            # Configured limits start empty (paced from the first request); a learning budget
+            # starts full so that its first request goes at once and brings the real limits back.
+            level = capacity if learned else 0.0
+            bucket = Bucket(rate * factor, capacity, level=level, now=self._clock.now())
             self._limits[kind] = _Limit(bucket, per_minute, learned)
         else:
             current.bucket.retune(rate * factor, capacity)
@@ -157,6 +161,21 @@ class ModelBudget:
             wait = max(wait, limit.bucket.wait_for(amounts[kind], now))
         return wait
 
+    def try_acquire(self, demand: Demand) -> Permit | None:
+        """Take the reservation now if it fits and nobody is queued; None means: await acquire()."""
+        if self._lock.locked():
+            return None
+        now = self._clock.now()
+        if self._wait(demand, now) > _TOLERANCE_S:
+            return None
+        self._take(demand)
+        return Permit(demand, now)
+
+    def _take(self, demand: Demand) -> None:
+        amounts = self._amounts(demand)
+        for kind, limit in self._limits.items():
+            limit.bucket.take(amounts[kind])
+
     async def acquire(self, demand: Demand) -> Permit:
         """Wait until the request fits every bucket, then take its reservation."""
         async with self._lock:
@@ -165,10 +184,9 @@ class ModelBudget:
                 wait = self._wait(demand, now)
                 if wait <= _TOLERANCE_S:  # float rounding must not leave us sleeping 1e-17 s forever
                     break
-                await self._clock.sleep(wait)
-            amounts = self._amounts(demand)
-            for kind, limit in self._limits.items():
-                limit.bucket.take(amounts[kind])
+                # Sleep in slices: limits learned from a response meanwhile may shorten the wait.
+                await self._clock.sleep(min(wait, _MAX_SLICE_S))
+            self._take(demand)
             spacing = self._spacing()
             permit = Permit(demand, now)
             if spacing > 0:

@@ -184,15 +184,18 @@ class ModelCaller:
         budget = self._budgets.for_model(model_key)
         provider = self._providers.get(spec.model.provider)
         queued_at = self._clock.now()
-        self.stats.waiting += 1
-        try:
-            await self._interruptible(self._slots.acquire())
-        finally:
-            self.stats.waiting -= 1
+        if self._slots.locked():
+            self.stats.waiting += 1
+            try:
+                await self._interruptible(self._slots.acquire())
+            finally:
+                self.stats.waiting -= 1
+        else:
+            await self._slots.acquire()  # a free slot is taken without waiting
         try:
             reservation = self._ledger.reserve(model_key, demand.input_tokens, demand.max_tokens)
             try:
-                permit = await self._interruptible(budget.acquire(demand))
+                permit = budget.try_acquire(demand) or await self._interruptible(budget.acquire(demand))
                 started = self._clock.now()
                 self.stats.in_flight += 1
                 self.stats.sent += 1
