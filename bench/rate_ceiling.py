@@ -114,16 +114,34 @@ async def naive(server: FakeServer, jobs: list[Job]) -> tuple[int, int]:
     return len(jobs) - failed, failed
 
 
+class _Capacity:
+    """The cookbook's capacity counters: full at start, refilled per elapsed time."""
+
+    def __init__(self) -> None:
+        self.requests = float(RPM)
+        self.tokens = float(TPM)
+        self.stamp = time.monotonic()
+
+    def take(self, tokens: int) -> bool:
+        now = time.monotonic()
+        self.requests = min(RPM, self.requests + RPM * (now - self.stamp) / 60)
+        self.tokens = min(TPM, self.tokens + TPM * (now - self.stamp) / 60)
+        self.stamp = now
+        if self.requests >= 1 and self.tokens >= tokens:
+            self.requests -= 1
+            self.tokens -= tokens
+            return True
+        return False
+
+
 async def cookbook(server: FakeServer, jobs: list[Job]) -> tuple[int, int]:
     """After openai-cookbook/examples/api_request_parallel_processor.py, on httpx instead of aiohttp."""
     pause_after_429_s = 15.0
     max_attempts = 5
-    available_requests = float(RPM)
-    available_tokens = float(TPM)
-    last_update = time.monotonic()
+    capacity = _Capacity()
     last_rate_limit = 0.0
     retry: asyncio.Queue[tuple[Job, int]] = asyncio.Queue()
-    pending = list(reversed(jobs))
+    pending = [(job, max_attempts) for job in reversed(jobs)]
     in_progress = 0
     ok = failed = 0
     client = httpx2.AsyncClient(base_url=server.openai_base_url, timeout=60)
@@ -154,29 +172,17 @@ async def cookbook(server: FakeServer, jobs: list[Job]) -> tuple[int, int]:
 
     tasks = set()
     next_job: tuple[Job, int] | None = None
-    while True:
+    while next_job is not None or pending or in_progress or not retry.empty():
         if next_job is None:
-            if not retry.empty():
-                next_job = retry.get_nowait()
-            elif pending:
-                next_job = (pending.pop(), max_attempts)
-        now = time.monotonic()
-        available_requests = min(RPM, available_requests + RPM * (now - last_update) / 60)
-        available_tokens = min(TPM, available_tokens + TPM * (now - last_update) / 60)
-        last_update = now
-        if next_job is not None:
-            job, attempts = next_job
-            needed = estimate_tokens(job.prompt) + job.max_tokens
-            if available_requests >= 1 and available_tokens >= needed:
-                available_requests -= 1
-                available_tokens -= needed
-                in_progress += 1
-                task = asyncio.create_task(call(job, attempts))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                next_job = None
-        if in_progress == 0 and next_job is None and not pending and retry.empty():
-            break
+            next_job = retry.get_nowait() if not retry.empty() else (pending.pop() if pending else None)
+        if next_job is not None and capacity.take(
+            estimate_tokens(next_job[0].prompt) + next_job[0].max_tokens
+        ):
+            in_progress += 1
+            task = asyncio.create_task(call(*next_job))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            next_job = None
         await asyncio.sleep(0.001)
         since = time.monotonic() - last_rate_limit
         if since < pause_after_429_s:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from helpers import clean_env, output_ids, run_shoal, shoal_argv, write_records
-
 from shoal.fake import FakeLimits, FakeServer, FakeSettings, FaultRates
 
 SECRET = "sk-test-do-not-log-0123456789"

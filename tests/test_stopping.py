@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from helpers import clean_env, output_ids, run_shoal, shoal_argv, write_records
-
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
 ARGV = [

@@ -195,7 +195,9 @@ class ModelCaller:
         try:
             reservation = self._ledger.reserve(model_key, demand.input_tokens, demand.max_tokens)
             try:
-                permit = budget.try_acquire(demand) or await self._interruptible(budget.acquire(demand))
+                permit = budget.try_acquire(demand)
+                if permit is None:
+                    permit = await self._interruptible(budget.acquire(demand))
                 started = self._clock.now()
                 self.stats.in_flight += 1
                 self.stats.sent += 1
