@@ -1,6 +1,6 @@
 """The engine: one controlled job under a shared rate budget, journaled call by call."""
 
-from ._caller import CallResult, CallSpec, CallStats, ModelCaller, RetryPolicy, call_key
+from ._caller import CallResult, CallSpec, CallStats, Exchange, ModelCaller, RetryPolicy, call_key
 from ._executor import Executor, LocalExecutor
 from ._job import Job, Workspace, open_job
 from ._ledger import Ledger, Tally
@@ -10,6 +10,7 @@ __all__ = [
     "CallResult",
     "CallSpec",
     "CallStats",
+    "Exchange",
     "Executor",
     "Job",
     "Ledger",

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import json
 import random
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -23,7 +23,16 @@ from ..providers._types import ModelReply, ModelRequest, Provider, Usage
 from ._ledger import Ledger
 from ._stop import Stopped, StopSignal
 
-__all__ = ["CallResult", "CallSpec", "CallStats", "ModelCaller", "ProviderSource", "RetryPolicy", "call_key"]
+__all__ = [
+    "CallResult",
+    "CallSpec",
+    "CallStats",
+    "Exchange",
+    "ModelCaller",
+    "ProviderSource",
+    "RetryPolicy",
+    "call_key",
+]
 
 T = TypeVar("T")
 
@@ -49,6 +58,23 @@ class CallSpec:
     stage: str
     model: ModelRef
     request: ModelRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request of any shape: what identifies it, what it is counted for, how to send and check it.
+
+    `ModelCaller.call` builds one from a CallSpec; callers that speak pydantic-ai directly (agents
+    with tools) build their own, with `send` returning the serialized response as the reply text.
+    """
+
+    scope: str
+    stage: str
+    model: ModelRef
+    key: str
+    demand: Demand
+    send: Callable[[], Awaitable[ModelReply]]
+    check: Callable[[ModelReply], BadAnswer | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +149,23 @@ class ModelCaller:
         self.stats = CallStats()
 
     async def call(self, spec: CallSpec) -> CallResult:
-        key = call_key(spec)
+        """Send one plain request (or replay it from the journal), with the job's retries."""
+        request = spec.request
+        provider = self._providers.get(spec.model.provider)
+        exchange = Exchange(
+            scope=spec.scope,
+            stage=spec.stage,
+            model=spec.model,
+            key=call_key(spec),
+            demand=Demand(estimate_tokens(*(m.content for m in request.messages)), request.max_tokens),
+            send=lambda: self._send(provider, request),
+            check=lambda reply: self._check(reply, request),
+        )
+        return await self.exchange(exchange)
+
+    async def exchange(self, spec: Exchange) -> CallResult:
+        """The whole path for any request shape: replay, slot, cost, rate budget, send, check, record."""
+        key = spec.key
         stored = self._journal.find_call(key)
         if stored is not None:
             usage = Usage(stored.input_tokens, stored.output_tokens, stored.cached_tokens)
@@ -135,7 +177,7 @@ class ModelCaller:
         while True:
             self._stop.check()  # while draining, nothing new is sent
             try:
-                reply, cost = await self._attempt(spec, key, attempts + limited + 1)
+                reply, cost = await self._attempt(spec, attempts + limited + 1)
             except RateLimited:
                 limited += 1
                 if limited >= self._policy.max_rate_limited:
@@ -177,12 +219,11 @@ class ModelCaller:
         task.cancel()
         raise Stopped(self._stop.reason or "stopped")
 
-    async def _attempt(self, spec: CallSpec, key: str, attempt: int) -> tuple[ModelReply, float]:
-        request = spec.request
+    async def _attempt(self, spec: Exchange, attempt: int) -> tuple[ModelReply, float]:
+        key = spec.key
         model_key = spec.model.key
-        demand = Demand(estimate_tokens(*(m.content for m in request.messages)), request.max_tokens)
+        demand = spec.demand
         budget = self._budgets.for_model(model_key)
-        provider = self._providers.get(spec.model.provider)
         queued_at = self._clock.now()
         if self._slots.locked():
             self.stats.waiting += 1
@@ -202,7 +243,7 @@ class ModelCaller:
                 self.stats.in_flight += 1
                 self.stats.sent += 1
                 try:
-                    reply = await self._send(provider, request)
+                    reply = await spec.send()
                 except ModelCallError as exc:
                     budget.settle(permit, None)
                     if isinstance(exc, RateLimited):
@@ -220,7 +261,7 @@ class ModelCaller:
                 budget.observe(reply.rate)
                 budget.settle(permit, reply.usage)
                 cost = self._ledger.cost_of(model_key, reply.usage)
-                problem = self._check(reply, request)
+                problem = spec.check(reply)
                 await self._record(
                     spec,
                     key,
@@ -243,11 +284,15 @@ class ModelCaller:
             self._slots.release()
 
     async def _send(self, provider: Provider, request: ModelRequest) -> ModelReply:
+        return await self.with_timeout(provider.complete(request), request.model)
+
+    async def with_timeout(self, awaitable: Awaitable[T], model: str) -> T:
+        """The job's request timeout, as a TransientError (retried like any connection problem)."""
         try:
-            return await asyncio.wait_for(provider.complete(request), self._policy.request_timeout_s)
+            return await asyncio.wait_for(awaitable, self._policy.request_timeout_s)
         except TimeoutError:
             raise TransientError(
-                f"no answer within {self._policy.request_timeout_s:g}s", model=request.model
+                f"no answer within {self._policy.request_timeout_s:g}s", model=model
             ) from None
 
     def _check(self, reply: ModelReply, request: ModelRequest) -> BadAnswer | None:
@@ -279,7 +324,7 @@ class ModelCaller:
 
     async def _record(
         self,
-        spec: CallSpec,
+        spec: Exchange,
         key: str,
         attempt: int,
         outcome: str,

@@ -93,18 +93,12 @@ class PydanticAIProvider:
         settings: ModelSettings = {"max_tokens": request.max_tokens}
         if request.temperature is not None:
             settings["temperature"] = request.temperature
-        with capture_response() as captured:
-            try:
-                response = await model_request(
-                    model,
-                    to_pydantic_messages(request.messages),
-                    model_settings=settings,
-                    model_request_parameters=self._parameters(model, request),
-                )
-            except (pai_errors.ModelAPIError, pai_errors.UnexpectedModelBehavior) as exc:
-                raise _translate(exc, request.model, parse_rate_headers(captured.headers)) from exc
-            except (TimeoutError, httpx2.TransportError, OSError) as exc:
-                raise TransientError(f"{type(exc).__name__}: {exc}", model=request.model) from exc
+        response, rate = await self.request_raw(
+            request.model,
+            to_pydantic_messages(request.messages),
+            settings,
+            self._parameters(model, request),
+        )
         return ModelReply(
             text=_answer_text(response),
             usage=Usage(
@@ -113,8 +107,28 @@ class PydanticAIProvider:
                 cached_tokens=response.usage.cache_read_tokens,
             ),
             finish_reason=response.finish_reason,
-            rate=parse_rate_headers(captured.headers),
+            rate=rate,
         )
+
+    async def request_raw(
+        self,
+        model_name: str,
+        messages: list[ModelMessage],
+        settings: ModelSettings | None,
+        parameters: ModelRequestParameters,
+    ) -> tuple[ModelResponse, RateSnapshot]:
+        """One pydantic-ai request as pydantic-ai shapes it (tools included), errors translated."""
+        model = self._model(model_name)
+        with capture_response() as captured:
+            try:
+                response = await model_request(
+                    model, messages, model_settings=settings, model_request_parameters=parameters
+                )
+            except (pai_errors.ModelAPIError, pai_errors.UnexpectedModelBehavior) as exc:
+                raise _translate(exc, model_name, parse_rate_headers(captured.headers)) from exc
+            except (httpx2.TransportError, asyncio.TimeoutError, OSError) as exc:
+                raise TransientError(f"{type(exc).__name__}: {exc}", model=model_name) from exc
+        return response, parse_rate_headers(captured.headers)
 
     async def aclose(self) -> None:
         await self._http.aclose()
