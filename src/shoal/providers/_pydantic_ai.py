@@ -126,7 +126,7 @@ class PydanticAIProvider:
                 )
             except (pai_errors.ModelAPIError, pai_errors.UnexpectedModelBehavior) as exc:
                 raise _translate(exc, model_name, parse_rate_headers(captured.headers)) from exc
-            except (httpx2.TransportError, asyncio.TimeoutError, OSError) as exc:
+            except (httpx2.TransportError, TimeoutError, OSError) as exc:
                 raise TransientError(f"{type(exc).__name__}: {exc}", model=model_name) from exc
         return response, parse_rate_headers(captured.headers)
 
