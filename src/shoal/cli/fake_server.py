@@ -1,0 +1,142 @@
+"""`shoal fake-server`: an OpenAI- and Anthropic-compatible fake provider for tests, demos and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..fake import FakeLimits, FakeReply, FakeSettings, FaultRates, serve
+
+__all__ = ["register"]
+
+_ALL_FAULTS = "500,503,drop,hang,empty,truncated"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `fake-server` command to `app`."""
+    app.command("fake-server")(fake_server)
+
+
+def fake_server(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
+    rpm: Annotated[
+        int | None, typer.Option("--rpm", help="Requests per minute (default: unlimited).")
+    ] = None,
+    tpm: Annotated[
+        int | None,
+        typer.Option("--tpm", help="Tokens per minute, prompt + max_tokens reserved (default: unlimited)."),
+    ] = None,
+    window: Annotated[
+        float, typer.Option("--window", help="Seconds over which the per-minute limits are enforced.")
+    ] = 2.0,
+    latency: Annotated[
+        float, typer.Option("--latency", help="Base latency of every answer, seconds.")
+    ] = 0.05,
+    per_token: Annotated[
+        float, typer.Option("--per-token", help="Extra latency per output token, seconds.")
+    ] = 0.0,
+    fault_rate: Annotated[
+        float, typer.Option("--fault-rate", help="Share of admitted requests that get a fault (0-1).")
+    ] = 0.0,
+    faults: Annotated[
+        str,
+        typer.Option("--faults", help=f"Comma list of the faults to spread the rate over: {_ALL_FAULTS}."),
+    ] = _ALL_FAULTS,
+    hang: Annotated[
+        float, typer.Option("--hang", help="Seconds a 'hang' fault keeps a request open.")
+    ] = 600.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fault and latency draws.")] = 0,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Append one JSON line per request to this file.")
+    ] = None,
+    replies: Annotated[
+        Path | None,
+        typer.Option("--replies", help='JSON list of scripted replies: [{"match", "reply", "times"?}].'),
+    ] = None,
+) -> None:
+    """Serve fake OpenAI (/v1/chat/completions) and Anthropic (/v1/messages) endpoints until Ctrl-C."""
+    settings = FakeSettings(
+        limits=_limits(rpm, tpm, window),
+        faults=_faults(fault_rate, faults),
+        latency_s=_at_least_zero(latency, "--latency"),
+        per_token_s=_at_least_zero(per_token, "--per-token"),
+        hang_s=_at_least_zero(hang, "--hang"),
+        seed=seed,
+        replies=_load_replies(replies) if replies is not None else (),
+    )
+    if not 0 <= port <= 65535:
+        raise typer.BadParameter(f"{port} is not a port number (0-65535)", param_hint="--port")
+    if log is not None and not log.parent.is_dir():
+        raise typer.BadParameter(f"folder {log.parent} does not exist", param_hint="--log")
+
+    def announce(url: str) -> None:
+        typer.echo(f"shoal fake-server: OpenAI base URL {url}/v1  Anthropic base URL {url}  (Ctrl-C to stop)")
+
+    try:
+        asyncio.run(serve(settings, host, port, log, on_ready=announce))
+    except KeyboardInterrupt:
+        pass
+    except OSError as error:
+        typer.echo(f"shoal fake-server: cannot listen on {host}:{port}: {error.strerror or error}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _limits(rpm: int | None, tpm: int | None, window: float) -> FakeLimits:
+    if rpm is not None and rpm < 1:
+        raise typer.BadParameter(f"must be a positive integer, got {rpm}", param_hint="--rpm")
+    if tpm is not None and tpm < 1:
+        raise typer.BadParameter(f"must be a positive integer, got {tpm}", param_hint="--tpm")
+    if not window > 0:
+        raise typer.BadParameter(f"must be positive, got {window}", param_hint="--window")
+    return FakeLimits(rpm=rpm, tpm=tpm, window_s=window)
+
+
+def _faults(rate: float, kinds: str) -> FaultRates:
+    if not 0.0 <= rate <= 1.0:
+        raise typer.BadParameter(f"must be between 0 and 1, got {rate}", param_hint="--fault-rate")
+    names = [name.strip() for name in kinds.split(",") if name.strip()]
+    if not names:
+        raise typer.BadParameter(f"name at least one of {_ALL_FAULTS}", param_hint="--faults")
+    try:
+        return FaultRates.spread(rate, names)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--faults") from None
+
+
+def _at_least_zero(value: float, option: str) -> float:
+    if not value >= 0:
+        raise typer.BadParameter(f"must not be negative, got {value}", param_hint=option)
+    return value
+
+
+def _load_replies(path: Path) -> tuple[FakeReply, ...]:
+    def bad(reason: str) -> typer.BadParameter:
+        return typer.BadParameter(f"{path}: {reason}", param_hint="--replies")
+
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise bad(error.strerror or str(error)) from None
+    except ValueError as error:
+        raise bad(f"not JSON ({error})") from None
+    if not isinstance(data, list):
+        raise bad('expected a JSON list of {"match", "reply", "times"?} objects')
+    result: list[FakeReply] = []
+    for number, item in enumerate(data, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("match"), str):
+            raise bad(f'entry {number} needs a "match" string')
+        if not isinstance(item.get("reply"), str):
+            raise bad(f'entry {number} needs a "reply" string')
+        times = item.get("times")
+        if times is not None and (isinstance(times, bool) or not isinstance(times, int)):
+            raise bad(f'entry {number}: "times" must be an integer')
+        try:
+            result.append(FakeReply(match=item["match"], reply=item["reply"], times=times))
+        except ValueError as error:
+            raise bad(f"entry {number}: {error}") from None
+    return tuple(result)
