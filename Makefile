@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf build/demo && mkdir -p build/demo
+	@echo "== shoal map: 20 records, one prompt, on the rehearsal provider"
 	cd build/demo && ../../$(BIN)/shoal map ../../examples/map/records.jsonl \
 		--prompt-file ../../examples/map/prompt.txt --model rehearsal:demo --max-tokens 160 --out summaries.jsonl
-	@echo "demo output: build/demo/summaries.jsonl"
+	@echo "== shoal run: a batch plan through the quality gate (examples/guides)"
+	cp -r examples/guides build/demo/guides
+	cd build/demo/guides && ../../../$(BIN)/shoal run PLAN.md --yes
+	@echo "demo output: build/demo/summaries.jsonl, build/demo/guides/docs/guides/, build/demo/guides/PLAN.md"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -19,7 +19,10 @@ __all__ = [
     "ModelLimits",
     "Price",
     "ProviderSettings",
+    "RehearsalSettings",
     "ShoalConfig",
+    "TierRuleSettings",
+    "TieringSettings",
     "load_config",
 ]
 
@@ -67,12 +70,35 @@ class JobSettings(_Strict):
     max_tokens: int = Field(default=1024, gt=0)  # default answer budget per call
 
 
+class TierRuleSettings(_Strict):
+    model: str
+    title_contains: list[str] = Field(default_factory=list)
+    phase_contains: list[str] = Field(default_factory=list)
+
+
+class TieringSettings(_Strict):
+    """Model tiers for plan tasks whose Model cell is blank (the plan's own rules also apply)."""
+
+    default: str | None = None
+    order: list[str] = Field(default_factory=list)  # cheapest first; escalation moves one step
+    rules: list[TierRuleSettings] = Field(default_factory=list)
+
+
+class RehearsalSettings(_Strict):
+    """The keyless rehearsal provider: scripted replies and a simulated latency."""
+
+    replies: str | None = None  # JSON file: [{"match": "...", "reply": "...", "times": N}]
+    latency_s: float = Field(default=0.15, ge=0)
+
+
 class ShoalConfig(_Strict):
     models: dict[str, str] = Field(default_factory=dict)  # alias -> "provider:model"
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     limits: dict[str, ModelLimits] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     job: JobSettings = Field(default_factory=JobSettings)
+    tiering: TieringSettings = Field(default_factory=TieringSettings)
+    rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
 
 
 def _describe(error: ValidationError) -> str:

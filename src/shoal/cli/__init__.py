@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ._map import map_command
+from ._run import run_command
 
 __all__ = ["app", "main"]
 
@@ -18,6 +19,7 @@ def _build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     app.command("map")(map_command)
+    app.command("run")(run_command)
     from .fake_server import register
 
     register(app)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import ProviderSettings, ShoalConfig
-from ..errors import InputError
-from ..fake import FakeLimits, FakeSettings
+from ..errors import ConfigError, InputError
+from ..fake import FakeLimits, FakeReply, FakeSettings
 from ._refs import ModelRef
 from ._types import Provider
 
-__all__ = ["ProviderSet", "RehearsalDefaults"]
+__all__ = ["ProviderSet", "RehearsalDefaults", "load_replies"]
 
 _ENV = {
     "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
@@ -48,6 +50,7 @@ class ProviderSet:
         self._rehearsal = rehearsal or RehearsalDefaults()
         self._rehearsal_settings = rehearsal_settings
         self._providers: dict[str, Provider] = {}
+        self._replies: tuple[FakeReply, ...] | None = None
 
     def _settings(self, provider: str) -> ProviderSettings:
         return self._config.providers.get(provider, ProviderSettings())
@@ -63,6 +66,7 @@ class ProviderSet:
     def check(self, ref: ModelRef) -> None:
         """Fail before the job starts if a model could never be called."""
         if ref.provider == "rehearsal":
+            self._rehearsal_replies()
             return
         base_url, api_key = self.endpoint(ref.provider)
         if api_key is None and base_url is None:
@@ -111,6 +115,13 @@ class ProviderSet:
             )
         raise InputError(f"unknown provider '{provider}'")
 
+    def _rehearsal_replies(self) -> tuple[FakeReply, ...]:
+        """Scripted rehearsal answers from shoal.toml's [rehearsal] replies file, read once."""
+        if self._replies is None:
+            name = self._config.rehearsal.replies
+            self._replies = () if name is None else load_replies(Path(name))
+        return self._replies
+
     def _rehearsal_fake_settings(self, model: str) -> FakeSettings:
         limits = self._config.limits.get(f"rehearsal:{model}")
         defaults = self._rehearsal
@@ -118,11 +129,31 @@ class ProviderSet:
         tpm = limits.tpm if limits and limits.tpm else defaults.tpm
         return FakeSettings(
             limits=FakeLimits(rpm=rpm, tpm=tpm),
-            latency_s=defaults.latency_s,
+            latency_s=self._config.rehearsal.latency_s,
             per_token_s=defaults.per_token_s,
+            replies=self._rehearsal_replies(),
         )
 
     async def aclose(self) -> None:
         for adapter in self._providers.values():
             await adapter.aclose()
         self._providers.clear()
+
+
+def load_replies(path: Path) -> tuple[FakeReply, ...]:
+    """Read a rehearsal replies file: a JSON list of {"match", "reply", "times"?}."""
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: rehearsal replies file not found") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: rehearsal replies are not valid JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise ConfigError(f"{path}: rehearsal replies must be a JSON list")
+    replies: list[FakeReply] = []
+    for index, item in enumerate(items):
+        try:
+            replies.append(FakeReply(match=item["match"], reply=item["reply"], times=item.get("times")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: reply {index}: needs 'match' and 'reply' strings ({exc})") from None
+    return tuple(replies)

@@ -1,0 +1,37 @@
+"""The quality gate between the model and the user's files: lint, spot-check, review, ship."""
+
+from ._files import write_atomic
+from ._lint import LintResult, run_lint
+from ._prompts import (
+    REVIEW_SCHEMA,
+    SELF_CHECK_SCHEMA,
+    fix_flags_prompt,
+    fix_lint_prompt,
+    fix_metadata_prompt,
+    review_prompt,
+    self_check_prompt,
+    task_prompt,
+    writer_brief,
+)
+from ._ship import register, ship_file
+from ._spotcheck import front_matter, required_fields, spot_check
+
+__all__ = [
+    "REVIEW_SCHEMA",
+    "SELF_CHECK_SCHEMA",
+    "LintResult",
+    "fix_flags_prompt",
+    "fix_lint_prompt",
+    "fix_metadata_prompt",
+    "front_matter",
+    "register",
+    "required_fields",
+    "review_prompt",
+    "run_lint",
+    "self_check_prompt",
+    "ship_file",
+    "spot_check",
+    "task_prompt",
+    "write_atomic",
+    "writer_brief",
+]

@@ -1,0 +1,28 @@
+"""Markdown batch plans: parse, tier, run through the gate, write statuses back."""
+
+from ._model import Phase, Plan, Task, TierRule
+from ._parse import parse_plan
+from ._runner import PlanResult, PlanRun, brief_for, estimate_line, make_run
+from ._stages import GateSettings, TaskRun
+from ._tiering import TierChoice, choose_tier, tier_order
+from ._write import StatusUpdate, write_statuses
+
+__all__ = [
+    "GateSettings",
+    "Phase",
+    "Plan",
+    "PlanResult",
+    "PlanRun",
+    "StatusUpdate",
+    "Task",
+    "TaskRun",
+    "TierChoice",
+    "TierRule",
+    "brief_for",
+    "choose_tier",
+    "estimate_line",
+    "make_run",
+    "parse_plan",
+    "tier_order",
+    "write_statuses",
+]

@@ -1,0 +1,212 @@
+"""Run a plan's pending tasks through the gate, phase after phase.
+
+Phased mode (the default) takes every task of a phase through one stage before the next, so a
+systemic problem shows up after one stage rather than after every task; pipeline mode lets each
+task flow through the stages on its own. A failing task escalates once to the next tier and is
+then left `needs-review`; it is never shipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._tokens import estimate_tokens
+from ..engine import Job, LocalExecutor, Stopped
+from ..errors import BudgetExhausted, ModelCallError
+from ..gate import writer_brief
+from ..journal import ItemStatus, RunStatus
+from ..pricing import PriceBook, worst_case_cost
+from ..providers import ModelRef
+from ._model import Plan, Task
+from ._stages import STAGES, GateSettings, StageRunner, TaskRun
+from ._tiering import TierChoice
+
+__all__ = ["PlanResult", "PlanRun", "estimate_line"]
+
+SYSTEMIC_MIN = 3
+
+
+@dataclass(slots=True)
+class PlanResult:
+    shipped: list[str] = field(default_factory=list)
+    needs_review: dict[str, str] = field(default_factory=dict)
+    systemic: str | None = None
+    stopped: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped:
+            return 3
+        return 1 if (self.needs_review or self.systemic) else 0
+
+
+def estimate_line(runs: Iterable[TaskRun], brief: str, settings: GateSettings, prices: PriceBook) -> str:
+    """A rough figure shown before launch: typical tokens and an upper bound in dollars."""
+    brief_tokens = estimate_tokens(brief)
+    typical_in = typical_out = 0
+    typical_cost = worst = 0.0
+    for run in runs:
+        prompt = brief_tokens + 40
+        calls_in = [
+            prompt,
+            prompt + settings.max_tokens,
+            settings.max_tokens + 300,
+        ]  # write, self-check, review
+        calls_out = [settings.max_tokens, settings.max_tokens, settings.review_max_tokens]
+        price = prices.price(run.model.key)
+        for tokens_in, tokens_out in zip(calls_in, calls_out, strict=True):
+            typical_in += tokens_in
+            typical_out += int(tokens_out * 0.6)
+            typical_cost += worst_case_cost(price, tokens_in, int(tokens_out * 0.6))
+            worst += worst_case_cost(price, tokens_in, tokens_out)
+    return (
+        f"Estimate: ~{typical_in:,} input and ~{typical_out:,} output tokens, about ${typical_cost:.4f} "
+        f"(${worst:.4f} if every answer used its whole budget; fixes and escalations add to this)"
+    )
+
+
+class PlanRun:
+    def __init__(
+        self,
+        plan: Plan,
+        job: Job,
+        runs: list[TaskRun],
+        *,
+        root: Path,
+        settings: GateSettings,
+        mode: str = "phased",
+    ) -> None:
+        self.plan = plan
+        self.job = job
+        self.runs = runs
+        self.mode = mode
+        self.brief = brief_for(plan)
+        self.stages = StageRunner(plan, job, root=root, brief=self.brief, settings=settings)
+        self.result = PlanResult()
+
+    async def run(self, runs: list[TaskRun] | None = None, *, mode: str | None = None) -> PlanResult:
+        selected = self.runs if runs is None else runs
+        await self.job.journal.set_items(
+            self.job.name, [r.task.filename for r in selected], ItemStatus.PENDING
+        )
+        for phase in self.plan.phases:
+            batch = [r for r in selected if r.task.phase == phase.number]
+            if not batch:
+                continue
+            if (mode or self.mode) == "pipeline":
+                await self._pipeline(batch)
+            else:
+                await self._phased(batch)
+            if self.result.systemic or not self.job.stop.running:
+                break
+        self.finish()
+        return self.result
+
+    def finish(self) -> None:
+        if not self.job.stop.running:
+            self.result.stopped = self.job.stop.reason or "stopped"
+            self.job.status = RunStatus.STOPPED
+        else:
+            failed = self.result.needs_review or self.result.systemic
+            self.job.status = RunStatus.FAILED if failed else RunStatus.DONE
+
+    async def _stage(self, run: TaskRun, stage: str) -> None:
+        if run.failure is not None or run.shipped:
+            return
+        try:
+            await self.stages.stages[stage](run)
+        except BudgetExhausted as exc:
+            self.job.stop.drain(f"budget: {exc}")
+            raise Stopped(str(exc)) from None
+        except ModelCallError as exc:
+            run.failure = f"{stage}: model call failed: {exc}"
+            run.signature = f"{stage}: {type(exc).__name__}"
+
+    async def _settle(self, batch: list[TaskRun]) -> list[TaskRun]:
+        """After a pass: failed tasks escalate once, else are marked needs-review. Returns the escalated."""
+        again: list[TaskRun] = []
+        for run in batch:
+            if run.failure is None or not self.job.stop.running:
+                continue
+            if run.escalation is not None:
+                self.stages.event(run, "gate", "escalate", reason=run.failure, to=run.escalation[0])
+                run.escalate()
+                again.append(run)
+            else:
+                self.result.needs_review[run.task.filename] = run.failure
+                await self.stages.needs_review(run)
+        for run in batch:
+            if run.shipped and run.task.filename not in self.result.shipped:
+                self.result.shipped.append(run.task.filename)
+        return again
+
+    async def _phased(self, batch: list[TaskRun]) -> None:
+        executor = LocalExecutor(self.job.caller.concurrency)
+        active = batch
+        while active:
+            for stage in STAGES:
+                todo = [r for r in active if r.failure is None]
+
+                async def step(run: TaskRun, stage: str = stage) -> None:
+                    await self._stage(run, stage)
+
+                await executor.run(todo, step, stop=self.job.stop)
+                if not self.job.stop.running:
+                    return
+                if stage in ("lint", "spot-check", "review") and self._systemic(todo, stage):
+                    return
+            active = await self._settle(active)
+
+    async def _pipeline(self, batch: list[TaskRun]) -> None:
+        async def flow(run: TaskRun) -> None:
+            while True:
+                for stage in STAGES:
+                    await self._stage(run, stage)
+                    if run.failure is not None:
+                        break
+                if not self.job.stop.running:
+                    return
+                if not await self._settle([run]):
+                    return
+
+        await LocalExecutor(self.job.caller.concurrency).run(batch, flow, stop=self.job.stop)
+        self._systemic(batch, "gate")
+
+    def _systemic(self, batch: list[TaskRun], stage: str) -> bool:
+        """The same failure in at least half of the tasks (and at least 3): stop before spending more."""
+        signatures = Counter(r.signature for r in batch if r.signature)
+        if not signatures:
+            return False
+        signature, count = signatures.most_common(1)[0]
+        if count >= SYSTEMIC_MIN and count * 2 >= len(batch):
+            phase = batch[0].task.phase
+            self.result.systemic = (
+                f"phase {phase} stopped after {stage}: {count} of {len(batch)} tasks "
+                f"fail the same way: {signature}"
+            )
+            self.job.journal.event(
+                self.job.run_id,
+                "systemic",
+                None,
+                phase=phase,
+                stage=stage,
+                signature=signature,
+                count=count,
+                of=len(batch),
+            )
+            return True
+        return False
+
+
+def brief_for(plan: Plan) -> str:
+    reference = plan.format_reference.read_text(encoding="utf-8")
+    return writer_brief(plan.format_reference.name, reference, plan.content_rules)
+
+
+def make_run(
+    task: Task, choice: TierChoice, model: ModelRef, escalation: tuple[str, ModelRef] | None
+) -> TaskRun:
+    return TaskRun(task=task, choice=choice, model=model, escalation=escalation)
