@@ -48,6 +48,7 @@ def parse_anthropic(body: Any) -> ParsedRequest:
         prompt_tokens=estimate_tokens(*texts),
         max_tokens=max_tokens,
         schema=schema,
+        last_message="\n".join(_message_texts(messages[-1].get("content"))),
     )
     return ParsedRequest(call, tool[0] if tool else None)
 

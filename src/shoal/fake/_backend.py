@@ -175,7 +175,7 @@ class FakeBackend:
         if kind == "empty":
             return _Answer("", 0, "stop")
         digest = prompt_digest(call.prompt_text)
-        scripted = self._scripted(call.prompt_text)
+        scripted = self._scripted(call.last_message or call.prompt_text)
         if scripted is None and call.schema is None:
             if kind == "truncated":  # the model wanted to say more than max_tokens allows
                 return _Answer(

@@ -95,7 +95,11 @@ class FaultRates:
 
 @dataclass(frozen=True, slots=True)
 class FakeReply:
-    """A scripted answer: used when `match` occurs in the prompt text."""
+    """A scripted answer: used when `match` occurs in the conversation's last message.
+
+    Matching the last message (not the whole history) lets a script answer each turn of a
+    multi-turn session on its own, whatever the earlier turns said.
+    """
 
     match: str
     reply: str
@@ -133,6 +137,7 @@ class FakeCall:
     prompt_tokens: int  # estimate_tokens over the message texts
     max_tokens: int
     schema: Mapping[str, Any] | None = None  # JSON schema of a requested structured answer
+    last_message: str = ""  # the conversation's last message; "" means the whole prompt text
 
 
 @dataclass(frozen=True, slots=True)

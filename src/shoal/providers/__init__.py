@@ -1,7 +1,7 @@
 """Providers: one adapter per provider, each a single async method over plain types."""
 
 from ._refs import KNOWN_PROVIDERS, ModelRef, resolve_model
-from ._registry import ProviderSet, RehearsalDefaults
+from ._registry import ProviderSet, RehearsalDefaults, load_replies
 from ._types import Message, ModelReply, ModelRequest, Provider, RateSnapshot, Usage
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "RateSnapshot",
     "RehearsalDefaults",
     "Usage",
+    "load_replies",
     "resolve_model",
 ]

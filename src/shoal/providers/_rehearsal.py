@@ -40,6 +40,7 @@ class RehearsalProvider:
             prompt_tokens=estimate_tokens(*texts),
             max_tokens=request.max_tokens,
             schema=request.schema,
+            last_message=texts[-1] if texts else "",
         )
         result = await self.backend(request.model).handle(call)
         rate = parse_rate_headers(result.headers)

@@ -1,0 +1,108 @@
+"""`shoal run PLAN.md` end to end against `shoal fake-server`, scripted so that one draft fails
+lint and one gets flagged by the reviewer."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from helpers import clean_env, run_shoal, shoal_argv
+from plan_helpers import (
+    SHIPPED,
+    assert_only_status_cells_changed,
+    copy_example,
+    registered_paths,
+    shipped,
+    status_cells,
+    use_openai_models,
+)
+
+from shoal.fake import FakeLimits, FakeServer, FakeSettings
+from shoal.providers import load_replies
+
+
+def rows(workspace: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def fake_server(workspace: Path, latency: float = 0.01) -> FakeServer:
+    settings = FakeSettings(
+        limits=FakeLimits(rpm=20_000, tpm=20_000_000),
+        latency_s=latency,
+        replies=load_replies(workspace / "rehearsal.json"),
+    )
+    return FakeServer(settings)
+
+
+def test_gate_fixes_only_what_was_flagged_and_ships_the_rest(workspace: Path) -> None:
+    copy_example(workspace)
+    use_openai_models(workspace)
+    plan_before = (workspace / "PLAN.md").read_text()
+    with fake_server(workspace) as server:
+        env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
+        result = run_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
+        requests = server.backend.stats["requests"]
+    assert result.returncode == 0, result.stderr
+    assert shipped(workspace) == SHIPPED
+    assert "$" not in (workspace / "docs/guides/session-management.md").read_text()
+    assert "73%" not in (workspace / "docs/guides/token-lifecycle.md").read_text()
+    # 6 drafts, 6 self-checks, 6 reviews, 1 lint fix, 1 flag fix, 1 second look by the reviewer.
+    assert requests == 21
+    fixes = rows(workspace, "SELECT scope FROM calls WHERE stage LIKE '%/fix' AND outcome = 'ok'")
+    assert [scope for (scope,) in fixes] == [fixes[0][0]] and "token-lifecycle.md" in fixes[0][0]
+    lint_fixes = rows(workspace, "SELECT scope FROM calls WHERE stage LIKE '%/lint'")
+    assert len(lint_fixes) == 1 and "session-management.md" in lint_fixes[0][0]
+    # The linter's own words reached the writer's session, and nothing more than them.
+    (messages,) = rows(workspace, "SELECT messages FROM sessions WHERE item = 'session-management.md'")[0]
+    lint_prompt = next(m[1] for m in json.loads(messages) if m[1].startswith("The linter rejected"))
+    assert "session-management.md:" in lint_prompt and "no specific dollar amounts" in lint_prompt
+    assert len(lint_prompt.splitlines()) <= 10 + 4
+    # The plan changed only in its status cells; the registry gained each guide once.
+    plan_after = (workspace / "PLAN.md").read_text()
+    assert_only_status_cells_changed(plan_before, plan_after)
+    assert set(status_cells(plan_after).values()) == {"complete"}
+    paths = registered_paths(workspace)
+    assert len(paths) == len(set(paths)) == 7
+    # Every item's model, tier reason and stage outcomes are in the journal.
+    tiers = rows(workspace, "SELECT detail FROM events WHERE kind = 'tier'")
+    reasons = {json.loads(d)["item"]: json.loads(d)["reason"] for (d,) in tiers}
+    assert "title contains 'selection/patterns'" in reasons["identity-provider-selection.md"]
+    outcomes = rows(workspace, "SELECT detail FROM events WHERE kind = 'stage'")
+    stages_of = {(json.loads(d)["item"], json.loads(d)["stage"]) for (d,) in outcomes}
+    assert ("rbac.md", "review") in stages_of and ("rbac.md", "spot-check") in stages_of
+
+
+def test_kill_9_at_a_random_moment_then_the_same_command(workspace: Path) -> None:
+    copy_example(workspace)
+    use_openai_models(workspace, extra="max_attempts = 3\n")
+    with fake_server(workspace, latency=0.15) as server:
+        env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
+        process = subprocess.Popen(
+            shoal_argv("run", "PLAN.md", "--yes"),
+            cwd=workspace,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list((workspace / ".shoal" / "staging").glob("*.md")):
+            time.sleep(0.02)
+        time.sleep(random.uniform(0.0, 1.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        finished = {key for (key,) in rows(workspace, "SELECT key FROM calls WHERE outcome = 'ok'")}
+        result = run_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    assert shipped(workspace) == SHIPPED
+    paths = registered_paths(workspace)
+    assert len(paths) == len(set(paths)) == 7  # no registration duplicated
+    assert set(status_cells((workspace / "PLAN.md").read_text()).values()) == {"complete"}
+    last_run = rows(workspace, "SELECT max(id) FROM runs")[0][0]
+    sent_again = {key for (key,) in rows(workspace, f"SELECT key FROM calls WHERE run_id = {last_run}")}
+    assert not finished & sent_again

@@ -1,0 +1,150 @@
+"""Plan runs on the rehearsal provider: escalation, needs-review, systemic stops, approval, bad plans."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from helpers import run_shoal
+from plan_helpers import copy_example, replies, shipped, status_cells, write_replies
+
+FLAG = json.dumps(
+    {
+        "verdict": "flagged",
+        "flags": [
+            {"kind": "invented_fact", "quote": "Role-based", "problem": "cannot be verified from the brief"}
+        ],
+    }
+)
+
+
+def calls(workspace: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_still_flagged_escalates_once_then_needs_review_and_is_not_shipped(workspace: Path) -> None:
+    copy_example(workspace)
+    scripted = replies(workspace)
+    draft = next(
+        i["reply"] for i in scripted if i["match"] == 'Create the document "Role-Based Access Control"'
+    )
+    write_replies(
+        workspace,
+        [
+            {"match": 'Review the draft of "Role-Based Access Control"', "reply": FLAG},  # every time
+            {"match": 'A reviewer flagged these problems in your draft of "Role-Based', "reply": draft},
+            *scripted,
+        ],
+    )
+    result = run_shoal(workspace, "run", "PLAN.md", "--yes", "--phase", "1")
+    assert result.returncode == 1, result.stderr
+    assert "needs-review: rbac.md: still flagged" in result.stderr
+    assert shipped(workspace) == {"oauth-oidc.md", "session-management.md"}
+    assert not (workspace / "docs/guides/rbac.md").exists()
+    plan = (workspace / "PLAN.md").read_text()
+    statuses = status_cells(plan)
+    assert statuses["rbac.md"] == "needs-review" and statuses["oauth-oidc.md"] == "complete"
+    assert statuses["zero-trust-patterns.md"] == "pending"  # phase 2 was not asked for
+    header = next(line for line in plan.splitlines() if line.startswith("| # |") and "Notes" in line)
+    assert header.rstrip().endswith("Notes |")
+    rbac_row = next(line for line in plan.splitlines() if "rbac.md" in line)
+    assert "still flagged" in rbac_row
+    # One draft per tier: haiku first, then sonnet after the escalation; never a third.
+    drafts = calls(
+        workspace, "SELECT model FROM calls WHERE scope LIKE '%rbac.md/writer%' AND stage LIKE '%/generate'"
+    )
+    assert [m for (m,) in drafts] == ["rehearsal:haiku", "rehearsal:sonnet"]
+    # Items that passed were never regenerated.
+    others = calls(
+        workspace,
+        "SELECT count(*) FROM calls WHERE scope LIKE '%oauth-oidc.md/writer%' AND stage LIKE '%/generate'",
+    )
+    assert others[0][0] == 1
+
+
+def test_the_same_lint_failure_in_most_tasks_stops_the_phase(workspace: Path) -> None:
+    copy_example(workspace)
+    items = replies(workspace)
+    for item in items:  # every draft of phase 1, and every attempted fix, quotes a price
+        if str(item["match"]).startswith(("Create the document", "The linter rejected")):
+            item["reply"] = str(item["reply"]).replace("## Overview\n", "## Overview\n\nPlans start at $9.\n")
+    items.insert(
+        0,
+        {
+            "match": "The linter rejected",
+            "reply": next(i["reply"] for i in items if "Create the document" in str(i["match"])),
+        },
+    )
+    write_replies(workspace, items)
+    result = run_shoal(workspace, "run", "PLAN.md", "--yes")
+    assert result.returncode == 1, result.stderr
+    assert "phase 1 stopped after lint: 3 of 3 tasks fail the same way" in result.stderr
+    assert "dollar amounts" in result.stderr
+    assert shipped(workspace) == set()
+    assert calls(workspace, "SELECT count(*) FROM calls WHERE stage LIKE '%/review'")[0][0] == 0
+    assert calls(workspace, "SELECT count(*) FROM calls WHERE stage LIKE 'phase-2/%'")[0][0] == 0
+    assert set(status_cells((workspace / "PLAN.md").read_text()).values()) == {"complete", "pending"}
+
+
+def test_canary_runs_k_tasks_then_the_rest(workspace: Path) -> None:
+    copy_example(workspace)
+    result = run_shoal(workspace, "run", "PLAN.md", "--yes", "--canary", "2", "--mode", "pipeline")
+    assert result.returncode == 0, result.stderr
+    assert "canary: 2 shipped, 0 need review" in result.stderr
+    assert len(shipped(workspace)) == 6
+
+
+def test_without_a_terminal_or_yes_nothing_starts(workspace: Path) -> None:
+    copy_example(workspace)
+    result = run_shoal(workspace, "run", "PLAN.md")
+    assert result.returncode == 2
+    assert "pass --yes" in result.stderr and "Traceback" not in result.stderr
+    assert "rbac.md" in result.stderr  # the plan of what would happen was shown first
+    assert not (workspace / ".shoal" / "journal.db").exists()
+
+
+def test_rerun_of_a_finished_plan_does_nothing(workspace: Path) -> None:
+    copy_example(workspace)
+    assert run_shoal(workspace, "run", "PLAN.md", "--yes").returncode == 0
+    again = run_shoal(workspace, "run", "PLAN.md", "--yes")
+    assert again.returncode == 0 and "nothing pending" in again.stderr
+
+
+BROKEN = {
+    "missing column": (
+        "| # | Title | Filename | Model | Status |\n|---|-------|----------|-------|--------|\n| 1 |",
+        "| # | Title | Filename | Model |\n|---|-------|----------|-------|\n| 1 |",
+        29,
+        "lacks column(s): status",
+    ),
+    "duplicate filename": ("| oauth-oidc.md |", "| rbac.md |", 33, "duplicate filename 'rbac.md'"),
+    "escaping filename": (
+        "| session-management.md |",
+        "| ../../outside.md |",
+        34,
+        "escapes the output directory",
+    ),
+    "missing reference": (
+        "docs/completed/authentication-overview.md",
+        "docs/completed/missing.md",
+        7,
+        "format reference 'docs/completed/missing.md' not found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_malformed_plans_exit_2_naming_the_line(workspace: Path, case: str) -> None:
+    copy_example(workspace)
+    old, new, line, message = BROKEN[case]
+    plan = (workspace / "PLAN.md").read_text()
+    assert old in plan
+    (workspace / "PLAN.md").write_text(plan.replace(old, new, 1))
+    result = run_shoal(workspace, "run", "PLAN.md", "--yes")
+    assert result.returncode == 2, result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert f"PLAN.md:{line}:" in lines[0] and message in lines[0]
