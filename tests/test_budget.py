@@ -3,10 +3,11 @@ from __future__ import annotations
 import asyncio
 import random
 
-from clocks import VirtualClock
 from shoal.budget import BudgetSettings, Demand, ModelBudget, parse_duration, parse_rate_headers
 from shoal.config import ModelLimits
 from shoal.providers import RateSnapshot, Usage
+
+from clocks import VirtualClock
 
 
 def make_budget(limits: ModelLimits, clock: VirtualClock, **settings: float) -> ModelBudget:

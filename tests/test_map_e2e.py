@@ -10,8 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from helpers import clean_env, output_ids, run_shoal, shoal_argv, write_records
 from shoal.fake import FakeLimits, FakeServer, FakeSettings, FaultRates
+
+from helpers import clean_env, output_ids, run_shoal, shoal_argv, write_records
 
 SECRET = "sk-test-do-not-log-0123456789"
 

@@ -11,6 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from shoal.fake import FakeLimits, FakeServer, FakeSettings
+from shoal.providers import load_replies
+
 from helpers import clean_env, run_shoal, shoal_argv
 from plan_helpers import (
     SHIPPED,
@@ -21,9 +24,6 @@ from plan_helpers import (
     status_cells,
     use_openai_models,
 )
-
-from shoal.fake import FakeLimits, FakeServer, FakeSettings
-from shoal.providers import load_replies
 
 
 def rows(workspace: Path, sql: str) -> list[tuple]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from plan_helpers import copy_example
-
 from shoal.config import TieringSettings, TierRuleSettings
 from shoal.plan import StatusUpdate, choose_tier, parse_plan, tier_order, write_statuses
+
+from plan_helpers import copy_example
 
 
 def test_example_plan_reads_as_written(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from helpers import run_shoal
 from plan_helpers import copy_example, replies, shipped, status_cells, write_replies
 

@@ -7,8 +7,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from helpers import clean_env, output_ids, run_shoal, shoal_argv, write_records
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
+
+from helpers import clean_env, output_ids, run_shoal, shoal_argv, write_records
 
 ARGV = [
     "map",
