@@ -8,12 +8,13 @@ into shoal's ModelCallError family here and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 from pydantic_ai import exceptions as pai_errors
 from pydantic_ai.direct import model_request
 from pydantic_ai.messages import (
+    CachePoint,
     ModelMessage,
     ModelResponse,
     SystemPromptPart,
@@ -49,6 +50,8 @@ def to_pydantic_messages(messages: tuple[Message, ...]) -> list[ModelMessage]:
             history.append(ModelResponse(parts=[TextPart(content=message.content)]))
         elif message.role == "system":
             parts.append(SystemPromptPart(content=message.content))
+        elif message.cache:
+            parts.append(UserPromptPart(content=[message.content, CachePoint()]))
         else:
             parts.append(UserPromptPart(content=message.content))
     if parts:
@@ -93,6 +96,9 @@ class PydanticAIProvider:
         settings: ModelSettings = {"max_tokens": request.max_tokens}
         if request.temperature is not None:
             settings["temperature"] = request.temperature
+        if self.name == "anthropic" and any(m.cache and m.role == "system" for m in request.messages):
+            # The shared brief is a system prompt: ask Anthropic to cache it (a cache_control breakpoint).
+            settings = cast(ModelSettings, {**settings, "anthropic_cache_instructions": True})
         response, rate = await self.request_raw(
             request.model,
             to_pydantic_messages(request.messages),
