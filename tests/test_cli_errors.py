@@ -161,3 +161,31 @@ def test_busy_workspace_names_the_running_job(workspace: Path, records: Path) ->
     finally:
         lock.release()
     assert_one_line_usage_error(result, "workspace busy", "shoal map other.jsonl --out x.jsonl")
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["map", "records.jsonl", "--prompt", "x {topic}"], "Missing option '--model'"),
+        (
+            [
+                "map",
+                "records.jsonl",
+                "--model",
+                "rehearsal",
+                "--out",
+                "o",
+                "--prompt",
+                "x",
+                "--max-tokens",
+                "lots",
+            ],
+            "--max-tokens",
+        ),
+        (["fly"], "No such command 'fly'"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_too(
+    workspace: Path, records: Path, args: list[str], needle: str
+) -> None:
+    assert_one_line_usage_error(shoal(workspace, *args), needle)

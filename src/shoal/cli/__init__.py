@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from ._map import map_command
@@ -30,4 +32,13 @@ app = _build_app()
 
 
 def main() -> None:
-    app()
+    """Entry point: usage mistakes are one line on stderr and exit code 2, as with every user error."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: missing or bad options, unknown commands
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"shoal: error: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
