@@ -253,15 +253,18 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--only", default=",".join(VARIANTS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--logs", type=Path, help="keep the fake server's request logs in this folder")
     args = parser.parse_args()
     jobs = make_jobs(args.requests, args.seed)
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     print(f"{args.requests} requests, RPM {RPM}, TPM {TPM:,}, concurrency {CONCURRENCY}")
     print(f"{'variant':<10} {'wall s':>7} {'ok':>5} {'failed':>6} {'429s':>5} {'429 %':>6} {'of limit':>9}")
     results = []
-    with tempfile.TemporaryDirectory() as logs:
+    with tempfile.TemporaryDirectory() as scratch:
+        logs = args.logs or Path(scratch)
+        logs.mkdir(parents=True, exist_ok=True)
         for name in names:
-            outcome = asyncio.run(measure(name, jobs, Path(logs)))
+            outcome = asyncio.run(measure(name, jobs, logs))
             results.append(outcome)
             share_429 = 100 * outcome.rate_limited / max(1, outcome.requests_seen)
             print(
