@@ -7,11 +7,9 @@ replaced atomically, so a crash leaves either the old plan or the new one.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
+from ..gate import write_atomic
 from ._model import Phase, Plan
 from ._parse import split_row
 
@@ -82,14 +80,4 @@ def write_statuses(plan: Plan, updates: list[StatusUpdate]) -> None:
             if notes_index is not None and (update.note is not None or update.status == "complete"):
                 line = _replace_cell(line, notes_index, _clean(update.note or ""))
             lines[task.row.line] = line
-    content = "".join(lines)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, "".join(lines))
