@@ -114,6 +114,8 @@ class PlanRun:
             self.job.status = RunStatus.FAILED if failed else RunStatus.DONE
 
     async def _stage(self, run: TaskRun, stage: str) -> None:
+        if self.result.systemic:
+            raise Stopped(self.result.systemic)  # the phase is halted: spend nothing more on it
         if run.failure is not None or run.shipped:
             return
         try:
@@ -161,6 +163,8 @@ class PlanRun:
             active = await self._settle(active)
 
     async def _pipeline(self, batch: list[TaskRun]) -> None:
+        finished: list[TaskRun] = []
+
         async def flow(run: TaskRun) -> None:
             while True:
                 for stage in STAGES:
@@ -169,11 +173,17 @@ class PlanRun:
                         break
                 if not self.job.stop.running:
                     return
+                if run.failure is not None and run.escalation is None:
+                    # Judge the systemic rule on the tasks finished so far, before marking this one.
+                    finished.append(run)
+                    if self._systemic(finished, "gate"):
+                        return
                 if not await self._settle([run]):
+                    if run.failure is None:
+                        finished.append(run)
                     return
 
         await LocalExecutor(self.job.caller.concurrency).run(batch, flow, stop=self.job.stop)
-        self._systemic(batch, "gate")
 
     def _systemic(self, batch: list[TaskRun], stage: str) -> bool:
         """The same failure in at least half of the tasks (and at least 3): stop before spending more."""
