@@ -156,3 +156,16 @@ def test_malformed_plans_exit_2_naming_the_line(workspace: Path, case: str) -> N
     lines = [x for x in result.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert f"PLAN.md:{line}:" in lines[0] and message in lines[0]
+
+
+def test_a_cost_budget_with_an_unpriced_model_is_warned_about(workspace: Path) -> None:
+    copy_example(workspace)
+    (workspace / "shoal.toml").write_text(
+        (workspace / "shoal.toml")
+        .read_text()
+        .replace('haiku = "rehearsal:haiku"', 'haiku = "openai:my-local-llm"')
+        .replace("[job]", '[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\n\n[job]')
+    )
+    result = run_shoal(workspace, "run", "PLAN.md")  # no --yes: stops at the question, sends nothing
+    assert result.returncode == 2
+    assert "no price known for openai:my-local-llm" in result.stderr

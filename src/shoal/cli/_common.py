@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from ..config import ShoalConfig
+from collections.abc import Iterable
 
-__all__ = ["with_overrides"]
+from ..config import ShoalConfig
+from ..pricing import PriceBook
+from ..providers import ModelRef, by_model_key
+
+__all__ = ["unpriced_warning", "with_overrides"]
 
 
 def with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float | None) -> ShoalConfig:
@@ -18,3 +22,17 @@ def with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float
         return config
     job = config.job.model_validate({**config.job.model_dump(), **updates})
     return config.model_copy(update={"job": job})
+
+
+def unpriced_warning(config: ShoalConfig, models: Iterable[ModelRef]) -> str | None:
+    """A warning when a cost budget is set but some model has no known price (its cost counts as 0)."""
+    if config.job.max_cost_usd is None:
+        return None
+    prices = PriceBook(by_model_key(config.prices, config))
+    missing = sorted({ref.key for ref in models if prices.price(ref.key) is None})
+    if not missing:
+        return None
+    return (
+        f"shoal: warning: no price known for {', '.join(missing)}: its calls count as $0 against "
+        "max_cost_usd (add [prices] in shoal.toml)"
+    )

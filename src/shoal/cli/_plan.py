@@ -25,7 +25,7 @@ from ..plan import (
 )
 from ..pricing import PriceBook
 from ..providers import ModelRef, ProviderSet, resolve_model
-from ._common import with_overrides
+from ._common import unpriced_warning, with_overrides
 from ._confirm import confirm_launch
 from ._runtime import run_async, say
 
@@ -106,6 +106,11 @@ def run_plan_command(
             providers.check(run.model)
             if run.escalation:
                 providers.check(run.escalation[1])
+        warning = unpriced_warning(
+            config, [r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation]
+        )
+        if warning:
+            say(warning)
         settings = GateSettings(max_tokens=config.job.max_tokens)
         estimate = estimate_line(runs, brief_for(plan), settings, PriceBook(config.prices))
         if not confirm_launch(_summary(plan, runs, mode, estimate), yes=yes):

@@ -9,21 +9,18 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from .._clock import Clock, SystemClock
 from ..budget import BudgetBook, BudgetSettings
 from ..config import ModelLimits, Price, ShoalConfig
 from ..journal import Journal, RunStatus, WorkspaceLock
 from ..pricing import PriceBook
-from ..providers import ProviderSet, resolve_model
+from ..providers import ProviderSet, by_model_key
 from ._caller import ModelCaller, ProviderSource, RetryPolicy
 from ._ledger import Ledger
 from ._stop import StopSignal
 
 __all__ = ["Job", "Workspace", "open_job"]
-
-V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +62,6 @@ class Job:
     notes: list[str] = field(default_factory=list)
 
 
-def _by_model_key(table: Mapping[str, V], config: ShoalConfig) -> dict[str, V]:
-    """Tables keyed by model may use aliases; key them by "provider:model"."""
-    return {resolve_model(name, config).key: value for name, value in table.items()}
-
-
 @asynccontextmanager
 async def open_job(
     *,
@@ -86,8 +78,8 @@ async def open_job(
 ) -> AsyncIterator[Job]:
     clock = clock or SystemClock()
     rng = rng or random.Random()
-    limits: dict[str, ModelLimits] = _by_model_key(config.limits, config)
-    prices: dict[str, Price] = _by_model_key(config.prices, config)
+    limits: dict[str, ModelLimits] = by_model_key(config.limits, config)
+    prices: dict[str, Price] = by_model_key(config.prices, config)
     lock = WorkspaceLock(workspace.lock_path)
     lock.acquire(command)
     try:

@@ -1,6 +1,6 @@
 """Providers: one adapter per provider, each a single async method over plain types."""
 
-from ._refs import KNOWN_PROVIDERS, ModelRef, resolve_model
+from ._refs import KNOWN_PROVIDERS, ModelRef, by_model_key, resolve_model
 from ._registry import ProviderSet, RehearsalDefaults, load_replies
 from ._types import Message, ModelReply, ModelRequest, Provider, RateSnapshot, Usage
 
@@ -15,6 +15,7 @@ __all__ = [
     "RateSnapshot",
     "RehearsalDefaults",
     "Usage",
+    "by_model_key",
     "load_replies",
     "resolve_model",
 ]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..config import ShoalConfig
 from ..errors import InputError
 
-__all__ = ["KNOWN_PROVIDERS", "ModelRef", "resolve_model"]
+__all__ = ["KNOWN_PROVIDERS", "ModelRef", "by_model_key", "resolve_model"]
 
 KNOWN_PROVIDERS = ("openai", "anthropic", "rehearsal")
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +48,8 @@ def resolve_model(spec: str, config: ShoalConfig) -> ModelRef:
     if provider not in KNOWN_PROVIDERS or not name:
         raise InputError(f"unknown model '{spec}': provider must be one of {', '.join(KNOWN_PROVIDERS)}")
     return ModelRef(provider, name)
+
+
+def by_model_key(table: Mapping[str, V], config: ShoalConfig) -> dict[str, V]:
+    """Tables keyed by model ([limits], [prices]) may use aliases; key them by "provider:model"."""
+    return {resolve_model(name, config).key: value for name, value in table.items()}
