@@ -23,6 +23,7 @@ __all__ = [
     "ShoalConfig",
     "TierRuleSettings",
     "TieringSettings",
+    "WorkflowSettings",
     "load_config",
 ]
 
@@ -91,12 +92,22 @@ class RehearsalSettings(_Strict):
     latency_s: float = Field(default=0.15, ge=0)
 
 
+class WorkflowSettings(_Strict):
+    """Defaults for `shoal run script.py`; a workflow's own arguments win over these."""
+
+    default_model: str | None = None  # model for agent() calls that name none; "rehearsal" when unset
+    allowed_commands: list[str] = Field(default_factory=list)  # what the `run` tool may start
+    max_agents: int | None = Field(default=None, gt=0)  # agents per run (built-in default 1,000)
+    max_tokens: int | None = Field(default=None, gt=0)  # tokens per job, all runs; drains when reached
+
+
 class ShoalConfig(_Strict):
     models: dict[str, str] = Field(default_factory=dict)  # alias -> "provider:model"
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     limits: dict[str, ModelLimits] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     job: JobSettings = Field(default_factory=JobSettings)
+    workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
     tiering: TieringSettings = Field(default_factory=TieringSettings)
     rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
 

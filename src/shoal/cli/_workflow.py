@@ -1,0 +1,162 @@
+"""`shoal run FILE.py`: a workflow script as one job.
+
+Before launch: the phases the script shows, the caps and an estimate, then y/N (or --yes).
+Exit codes: 0 done (report written), 1 some agents failed for good (or the script raised),
+2 usage errors, 3 stopped and resumable (the resume command is printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import ShoalConfig, load_config
+from ..engine import StopSignal, Workspace, open_job
+from ..pricing import PriceBook, worst_case_cost
+from ..providers import ModelRef, ProviderSet, resolve_model
+from ._common import with_overrides
+from ._confirm import confirm_launch
+from ._runtime import run_async, say
+
+if TYPE_CHECKING:
+    from ..workflows import Outline, RunSettings, WorkflowResult
+
+__all__ = ["run_workflow_command"]
+
+_PROGRESS_EVERY_S = 5.0
+_TYPICAL_PROMPT = 2_000  # tokens; agents with tools grow their conversations
+_REQUESTS_PER_AGENT = 3
+
+
+def _models(
+    names: list[str], default_model: str, config: ShoalConfig
+) -> tuple[ModelRef, dict[str, ModelRef]]:
+    from ..workflows import agent_model
+
+    default = agent_model(None, default_model, config)
+    return default, {name: agent_model(name, default_model, config) for name in names}
+
+
+def _estimate(default: ModelRef, config: ShoalConfig, max_tokens: int, max_agents: int) -> str:
+    prices = PriceBook({resolve_model(name, config).key: price for name, price in config.prices.items()})
+    per_request = worst_case_cost(prices.price(default.key), _TYPICAL_PROMPT, max_tokens)
+    bound = per_request * max_agents * _REQUESTS_PER_AGENT
+    return (
+        f"Estimate: up to ${per_request:.4f} per model request on {default} (~{_TYPICAL_PROMPT:,}-token "
+        f"prompts, {max_tokens:,}-token answers); at the agent cap, about ${bound:.2f} if each agent "
+        f"makes {_REQUESTS_PER_AGENT} requests. Calls finished in an earlier run are replayed free."
+    )
+
+
+def _summary(target: Path, settings: RunSettings, seen: Outline, config: ShoalConfig) -> str:
+    default, named = _models(seen.models, settings.default_model, config)
+    models = ", ".join(
+        [f"default {default}", *(f"{n} -> {ref}" for n, ref in named.items() if n != str(ref))]
+    )
+    caps = config.job
+    budget = f"{settings.token_budget:,}" if settings.token_budget else "unlimited"
+    cost = f"${caps.max_cost_usd:.2f}" if caps.max_cost_usd else "unlimited"
+    where = (
+        f"seeded from {settings.target} (a git worktree when it is a repository)"
+        if settings.target
+        else "empty directories"
+    )
+    lines = [
+        f"Workflow {settings.name} ({target})",
+        f"  Phases: {', '.join(seen.phases) or '(none named)'}",
+        f"  Agent calls in the script: {seen.agent_calls}; verify_fix loops: {seen.verify_fix_calls}",
+        f"  Models: {models}",
+        f"  Workspaces: {where}, under .shoal/workspaces/",
+        f"  Commands agents may run: {', '.join(settings.allowed_commands) or 'none'}",
+        f"  Caps: concurrency {caps.concurrency}, {settings.max_agents:,} agents per run, tokens {budget}, "
+        f"cost {cost}",
+        "  " + _estimate(default, config, settings.max_tokens, settings.max_agents),
+    ]
+    return "\n".join(lines)
+
+
+def _accounting(result: WorkflowResult) -> list[str]:
+    runtime = result.runtime
+    lines = []
+    for stage, tally in runtime.job.ledger.by_stage.items():
+        lines.append(
+            f"  phase {stage}: {runtime.agents.by_phase.get(stage, 0)} agents; {tally.calls} requests sent, "
+            f"{tally.replayed} replayed; tokens {tally.input_tokens:,} in / {tally.output_tokens:,} out; "
+            f"${tally.cost_usd:.4f}"
+        )
+    return lines
+
+
+def run_workflow_command(
+    target: Path,
+    *,
+    args: list[str],
+    yes: bool,
+    concurrency: int | None,
+    max_cost: float | None,
+    config_path: Path | None,
+) -> int:
+    argv = ["shoal", *sys.argv[1:]]
+
+    async def main(stop: StopSignal) -> int:
+        from ..workflows import bind_args, load_workflow, outline, run_workflow, status_line
+
+        config = with_overrides(load_config(config_path), concurrency, max_cost)
+        definition = load_workflow(target)
+        values = bind_args(definition, args)
+        root = Path.cwd()
+        settings = definition.settings(config, cwd=root)
+        seen = outline(target)
+        providers = ProviderSet(config, os.environ)
+        default, named = _models(seen.models, settings.default_model, config)
+        for ref in {default, *named.values()}:
+            providers.check(ref)
+        if not confirm_launch(_summary(target, settings, seen, config), yes=yes):
+            say("workflow: not started")
+            return 3
+        async with open_job(
+            workspace=Workspace(root),
+            config=config,
+            name=f"workflow:{settings.name}",
+            command=shlex.join(argv),
+            env=os.environ,
+            stop=stop,
+            providers=providers,
+        ) as job:
+            result = await run_workflow(
+                definition,
+                values,
+                job,
+                settings=settings,
+                root=root,
+                say=say,
+                progress_every_s=_PROGRESS_EVERY_S,
+            )
+            say(status_line(result.runtime))
+            for line in _accounting(result):
+                say(line)
+        for note in result.runtime.workspaces.notes:
+            say(f"  note: {note}")
+        for path, reason in list(result.failed.items())[:20]:
+            say(f"  failed: {path}: {reason}")
+        if len(result.failed) > 20:
+            say(f"  ... and {len(result.failed) - 20} more failed (see the journal)")
+        if result.error:
+            say(f"workflow: {result.error}")
+        if result.report is not None:
+            say(f"workflow: report written to {_shown(result.report, root)}")
+        if result.stopped:
+            say(f"workflow: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
+        return result.exit_code
+
+    return run_async(main)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,156 @@
+"""Running a workflow as a job: the runtime installed, the entry point awaited, the outcome
+turned into a report and an exit code (0 done, 1 some agents failed or the script failed,
+3 stopped and resumable)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic_core
+
+from ..engine import Job, Stopped, StopState
+from ..errors import BudgetExhausted, UsageError
+from ..journal import RunStatus
+from ._definition import Workflow
+from ._errors import AgentCapExceeded, AgentFailed
+from ._paths import Scope, in_scope, slug
+from ._runtime import RunSettings, Runtime, installed
+
+__all__ = ["WorkflowResult", "report_path", "run_workflow", "status_line"]
+
+
+@dataclass(slots=True)
+class WorkflowResult:
+    name: str
+    runtime: Runtime
+    value: Any = None
+    report: Path | None = None
+    failed: dict[str, str] = field(default_factory=dict)  # agent path -> why
+    stopped: str | None = None  # why it stopped early (resumable)
+    error: str | None = None  # why it ended early (not resumable as is)
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped:
+            return 3
+        return 1 if self.error or self.failed else 0
+
+
+def report_path(root: Path, name: str) -> Path:
+    return root / ".shoal" / "reports" / f"{slug(name, 'workflow')}.md"
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return value if value.endswith("\n") else value + "\n"
+    if value is None:
+        return "(the workflow returned nothing)\n"
+    try:
+        dumped = pydantic_core.to_json(value, indent=2).decode()
+    except pydantic_core.PydanticSerializationError:
+        dumped = repr(value)
+    return f"```json\n{dumped}\n```\n"
+
+
+def _write_report(path: Path, value: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(_render(value))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    return path
+
+
+def _script_error(exc: BaseException, source: Path | None) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if source is not None and f.filename == str(source)]
+    where = f" ({Path(mine[-1].filename).name}:{mine[-1].lineno})" if mine else ""
+    text = str(exc).strip().splitlines()
+    return f"the workflow raised {type(exc).__name__}: {text[0] if text else ''}{where}".rstrip()
+
+
+def status_line(runtime: Runtime) -> str:
+    job = runtime.job
+    agents = runtime.agents
+    stats = job.caller.stats
+    total = job.ledger.total
+    return (
+        f"workflow {runtime.settings.name}: agents {agents.done} done, {agents.running} running, "
+        f"{agents.failed} failed ({agents.started} started); requests {stats.sent} sent, "
+        f"{stats.replayed} replayed; tokens {total.input_tokens:,} in / {total.output_tokens:,} out; "
+        f"${total.cost_usd:.4f} this run (${job.ledger.spent:.4f} job total)"
+    )
+
+
+async def _progress(runtime: Runtime, say: Callable[[str], None], every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        say(status_line(runtime))
+
+
+async def run_workflow(
+    definition: Workflow[..., Any],
+    args: dict[str, Any],
+    job: Job,
+    *,
+    settings: RunSettings,
+    root: Path,
+    say: Callable[[str], None] | None = None,
+    progress_every_s: float | None = None,
+) -> WorkflowResult:
+    """Run the entry point inside `job`; the report lands in .shoal/reports/ under `root`."""
+    runtime = Runtime(job, settings, root=root, say=say)
+    result = WorkflowResult(settings.name, runtime)
+    with installed(runtime), in_scope(Scope("")):
+        task = asyncio.ensure_future(definition.fn(**args))  # a task of its own: Ctrl-C twice cancels it
+
+        def cancel() -> None:
+            task.cancel()
+
+        job.stop.on_cancel(cancel)
+        reporter = (
+            asyncio.ensure_future(_progress(runtime, say, progress_every_s))
+            if say is not None and progress_every_s
+            else None
+        )
+        try:
+            value = await task
+        except asyncio.CancelledError:
+            if job.stop.state is not StopState.CANCELLED:
+                raise
+            result.stopped = job.stop.reason or "cancelled"
+        except Stopped as exc:
+            result.stopped = job.stop.reason or str(exc) or "stopped"
+        except BudgetExhausted as exc:
+            job.stop.drain(f"budget: {exc}")
+            result.stopped = job.stop.reason
+        except (AgentFailed, AgentCapExceeded) as exc:
+            result.error = str(exc)
+        except UsageError:
+            raise
+        except Exception as exc:  # a bug in the script: one line, where it happened
+            result.error = _script_error(exc, definition.source)
+        else:
+            if not job.stop.running:
+                result.stopped = job.stop.reason or "stopped"
+            else:
+                result.value = value
+                result.report = await asyncio.to_thread(
+                    _write_report, report_path(root, settings.name), value
+                )
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+    result.failed = dict(runtime.failures)
+    code = result.exit_code
+    job.status = {0: RunStatus.DONE, 1: RunStatus.FAILED}.get(code, RunStatus.STOPPED)
+    return result

@@ -1,0 +1,151 @@
+"""`shoal run FILE.py` as a user runs it: usage errors, the examples, a kill -9 and a rerun."""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from shoal.fake import FakeLimits, FakeServer, FakeSettings
+
+from helpers import clean_env, run_shoal, shoal_argv
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def rows(workspace: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def finished_calls(workspace: Path) -> int:
+    """Calls journaled as finished so far; 0 while the journal is still being created."""
+    try:
+        return int(rows(workspace, "SELECT count(*) FROM calls WHERE outcome = 'ok'")[0][0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("shoal: error: "), stderr
+    return lines[0]
+
+
+def test_a_script_with_a_syntax_error_exits_2_with_one_line(workspace: Path) -> None:
+    (workspace / "broken.py").write_text(
+        "from shoal import workflow\n\n@workflow\nasync def main(:\n    pass\n"
+    )
+    result = run_shoal(workspace, "run", "broken.py", "--yes")
+    assert result.returncode == 2
+    assert "broken.py:4: syntax error" in one_line_error(result.stderr)
+
+
+def test_a_script_without_a_workflow_exits_2_with_one_line(workspace: Path) -> None:
+    (workspace / "plain.py").write_text("async def main():\n    return 'hi'\n")
+    result = run_shoal(workspace, "run", "plain.py", "--yes")
+    assert result.returncode == 2
+    assert "no @workflow function" in one_line_error(result.stderr)
+    assert not (workspace / ".shoal").exists()  # nothing started
+
+
+def test_bad_arguments_and_no_terminal_are_usage_errors(workspace: Path) -> None:
+    (workspace / "wf.py").write_text(
+        "from shoal import agent, workflow\n\n"
+        "@workflow(name='args')\n"
+        "async def main(rounds: int = 1) -> str:\n"
+        "    return await agent('hello')\n"
+    )
+    unknown = run_shoal(workspace, "run", "wf.py", "--yes", "--arg", "files=a.py")
+    assert unknown.returncode == 2 and "no such argument" in one_line_error(unknown.stderr)
+    wrong = run_shoal(workspace, "run", "wf.py", "--yes", "--arg", "rounds=many")
+    assert wrong.returncode == 2 and "rounds=many" in one_line_error(wrong.stderr)
+    unasked = run_shoal(workspace, "run", "wf.py")  # stdin is not a terminal and no --yes
+    assert unasked.returncode == 2 and "--yes" in unasked.stderr
+    assert "Caps: concurrency 16, 1,000 agents per run" in unasked.stderr  # the summary came first
+
+
+def test_the_bug_hunt_example_runs_on_rehearsal(workspace: Path) -> None:
+    result = run_shoal(workspace, "run", str(EXAMPLES / "bug_hunt" / "workflow.py"), "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "Phases: scan, verify, report" in result.stderr
+    report = (workspace / ".shoal" / "reports" / "bug-hunt.md").read_text()
+    assert report.startswith("# Bug hunt") and "3 file(s) scanned" in report
+    stages = dict(rows(workspace, "SELECT stage, count(*) FROM calls WHERE outcome = 'ok' GROUP BY stage"))
+    assert stages["scan"] == 3 and stages["report"] == 1 and stages["verify"] >= 3
+    assert (workspace / ".shoal" / "workspaces" / "bug-hunt" / "scan" / "pricing.py").is_dir()
+
+
+def test_the_migration_example_runs_on_rehearsal(workspace: Path) -> None:
+    result = run_shoal(workspace, "run", str(EXAMPLES / "migration" / "workflow.py"), "--yes")
+    assert result.returncode == 0, result.stderr
+    report = (workspace / ".shoal" / "reports" / "migration.md").read_text()
+    assert "3 of 3 file(s) pass the test suite" in report
+    assert report.count("Stopped: oracle-passed after 1 round(s)") == 3
+    events = rows(workspace, "SELECT count(*) FROM events WHERE kind = 'verify_fix'")
+    assert events[0][0] == 3
+    copies = sorted(
+        (workspace / ".shoal" / "workspaces" / "migration" / "migrate").glob("*/verify-fix/workspace")
+    )
+    assert len(copies) == 3 and all((copy / "tests" / "test_textkit.py").is_file() for copy in copies)
+
+
+FANOUT = """
+from pydantic import BaseModel
+from shoal import agent, parallel, phase, workflow
+
+class Note(BaseModel):
+    topic: str
+    summary: str
+
+@workflow(name="fanout")
+async def main(count: int = 16) -> str:
+    with phase("notes"):
+        notes = await parallel([f"topic {i:02d}" for i in range(count)],
+                               lambda t: agent(f"Write a note on {t}", schema=Note))
+    return "\\n".join(n.summary for n in notes if n)
+"""
+
+
+def test_a_rerun_after_kill_9_sends_only_what_had_not_finished(workspace: Path) -> None:
+    (workspace / "fanout.py").write_text(FANOUT)
+    (workspace / "shoal.toml").write_text(
+        '[workflow]\ndefault_model = "openai:gpt-4o-mini"\n\n[job]\nconcurrency = 3\nmax_tokens = 64\n'
+    )
+    settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.15, seed=5)
+    with FakeServer(settings) as server:
+        env = clean_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=server.openai_base_url)
+        process = subprocess.Popen(
+            shoal_argv("run", "fanout.py", "--yes"),
+            cwd=workspace,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        journal = workspace / ".shoal" / "journal.db"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if journal.exists() and finished_calls(workspace) >= 3:
+                break
+            time.sleep(0.02)
+        time.sleep(random.uniform(0.0, 0.3))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        finished = {row[0] for row in rows(workspace, "SELECT key FROM calls WHERE outcome = 'ok'")}
+        assert 3 <= len(finished) < 16, "the kill came too late to leave work to resume"
+        sent_before = server.backend.stats["requests"]
+
+        result = run_shoal(workspace, "run", "fanout.py", "--yes", env=env)
+        sent_after = server.backend.stats["requests"]
+    assert result.returncode == 0, result.stderr
+    assert sent_after - sent_before == 16 - len(finished)  # exactly the unfinished calls were sent
+    last_run = rows(workspace, "SELECT max(id) FROM runs")[0][0]
+    again = {row[0] for row in rows(workspace, f"SELECT key FROM calls WHERE run_id = {last_run}")}
+    assert not again & finished  # no finished call was sent again
+    assert f"{len(finished)} replayed" in result.stderr
+    report = (workspace / ".shoal" / "reports" / "fanout.md").read_text()
+    assert len(report.splitlines()) == 16
