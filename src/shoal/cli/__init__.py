@@ -25,6 +25,9 @@ def _build_app() -> typer.Typer:
     from .fake_server import register
 
     register(app)
+    from ._observe import register as register_observe
+
+    register_observe(app)
     return app
 
 

@@ -5,34 +5,22 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..config import ShoalConfig, load_config
+from ..config import load_config
 from ..engine import Job, StopSignal, Workspace, open_job
 from ..errors import InputError
+from ..jobs import STAGE as MAP_STAGE
 from ..jobs import MapResult, load_schema, plan_map, run_map
 from ..providers import ProviderSet, resolve_model
+from ..view import watch_job
+from ._common import unpriced_warning, with_overrides
 from ._runtime import run_async, say
 
 __all__ = ["map_command"]
-
-_PROGRESS_EVERY_S = 5.0
-
-
-def _with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float | None) -> ShoalConfig:
-    updates: dict[str, object] = {}
-    if concurrency is not None:
-        updates["concurrency"] = concurrency
-    if max_cost is not None:
-        updates["max_cost_usd"] = max_cost
-    if not updates:
-        return config
-    job = config.job.model_validate({**config.job.model_dump(), **updates})
-    return config.model_copy(update={"job": job})
 
 
 def _summary(result: MapResult, job: Job, out: Path) -> str:
@@ -81,10 +69,13 @@ def map_command(
         if (prompt is None) == (prompt_file is None):
             raise InputError("give the template with exactly one of --prompt or --prompt-file")
         template = prompt if prompt is not None else _read_template(prompt_file)
-        config = _with_overrides(load_config(config_path), concurrency, max_cost)
+        config = with_overrides(load_config(config_path), concurrency, max_cost)
         ref = resolve_model(model, config)
         providers = ProviderSet(config, os.environ)
         providers.check(ref)
+        warning = unpriced_warning(config, [ref])
+        if warning:
+            say(warning)
         plan = plan_map(
             input_path=input_path,
             template=template,
@@ -95,15 +86,6 @@ def map_command(
             schema=load_schema(schema) if schema is not None else None,
             max_tokens=max_tokens or config.job.max_tokens,
         )
-        last = [time.monotonic()]
-
-        def progress(result: MapResult) -> None:
-            now = time.monotonic()
-            if now - last[0] >= _PROGRESS_EVERY_S:
-                last[0] = now
-                done = result.already_done + result.done
-                say(f"map: {done}/{result.total} done, {len(result.failed)} failed")
-
         async with open_job(
             workspace=Workspace(Path.cwd()),
             config=config,
@@ -113,7 +95,8 @@ def map_command(
             stop=stop,
             providers=providers,
         ) as job:
-            result = await run_map(plan, job, on_progress=progress)
+            async with watch_job(job, stages=(MAP_STAGE,)):  # live view on stderr, snapshots for status
+                result = await run_map(plan, job)
             say(_summary(result, job, out))
         for record_id, error in list(result.failed.items())[:20]:
             say(f"  failed: {record_id}: {error}")

@@ -11,6 +11,7 @@ from ..config import ShoalConfig, load_config
 from ..engine import StopSignal, Workspace, open_job
 from ..errors import InputError
 from ..plan import (
+    STAGES,
     GateSettings,
     Plan,
     PlanResult,
@@ -25,6 +26,7 @@ from ..plan import (
 )
 from ..pricing import PriceBook
 from ..providers import ModelRef, ProviderSet, resolve_model
+from ..view import watch_job
 from ._common import unpriced_warning, with_overrides
 from ._confirm import confirm_launch
 from ._runtime import run_async, say
@@ -126,7 +128,10 @@ def run_plan_command(
             providers=providers,
         ) as job:
             runner = PlanRun(plan, job, runs, root=root, settings=settings, mode=mode)
-            result = await (_with_canary(runner, runs, canary, yes) if canary else runner.run())
+            phases = sorted({r.task.phase for r in runs})
+            stages = [f"phase-{n}/{stage}" for n in phases for stage in STAGES]
+            async with watch_job(job, stages=stages):  # live view on stderr, snapshots for status
+                result = await (_with_canary(runner, runs, canary, yes) if canary else runner.run())
             total = job.ledger.total
             say(
                 f"plan: {len(result.shipped)} shipped, {len(result.needs_review)} need review; "

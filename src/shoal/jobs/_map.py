@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,9 +95,7 @@ def plan_map(
     return MapPlan(f"map:{out.resolve()}", records, prompts, model, out, schema, max_tokens)
 
 
-async def run_map(
-    plan: MapPlan, job: Job, *, on_progress: Callable[[MapResult], None] | None = None
-) -> MapResult:
+async def run_map(plan: MapPlan, job: Job) -> MapResult:
     output = JsonlOutput(plan.out)
     written = output.existing_ids()
     result = MapResult(total=len(plan.records))
@@ -150,8 +147,6 @@ async def run_map(
             plan.job_name, record.id, ItemStatus.DONE, stage=STAGE, output=str(plan.out), attempts=1
         )
         result.done += 1
-        if on_progress is not None:
-            on_progress(result)
 
     output.open()
     try:

@@ -81,6 +81,12 @@ CREATE TABLE IF NOT EXISTS events (
     model TEXT,
     detail TEXT
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    run_id INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_run ON snapshots(run_id, ts);
 """
 
 _CALL_COLUMNS = tuple(CallRecord.__dataclass_fields__)
@@ -292,6 +298,17 @@ class Journal:
                 (
                     "INSERT INTO events (run_id, ts, kind, model, detail) VALUES (?, ?, ?, ?, ?)",
                     (run_id, self._clock.wall(), kind, model, json.dumps(detail) if detail else None),
+                )
+            ]
+        )
+
+    def snapshot(self, run_id: int, data: Any) -> None:
+        """Queue a JSON snapshot of a run's live state, for views in other processes."""
+        self.write_nowait(
+            [
+                (
+                    "INSERT INTO snapshots (run_id, ts, data) VALUES (?, ?, ?)",
+                    (run_id, self._clock.wall(), json.dumps(data, separators=(",", ":"))),
                 )
             ]
         )

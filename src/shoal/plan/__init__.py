@@ -3,11 +3,12 @@
 from ._model import Phase, Plan, Task, TierRule
 from ._parse import parse_plan
 from ._runner import PlanResult, PlanRun, brief_for, estimate_line, make_run
-from ._stages import GateSettings, TaskRun
+from ._stages import STAGES, GateSettings, TaskRun
 from ._tiering import TierChoice, choose_tier, tier_order
 from ._write import StatusUpdate, write_statuses
 
 __all__ = [
+    "STAGES",
     "GateSettings",
     "Phase",
     "Plan",

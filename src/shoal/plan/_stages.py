@@ -160,7 +160,9 @@ class StageRunner:
         write_atomic(self.staging_path(run), run.draft)
 
     async def _set_item(self, run: TaskRun, stage: str) -> None:
-        await self.job.journal.set_item(self.job.name, run.task.filename, ItemStatus.RUNNING, stage=stage)
+        await self.job.journal.set_item(
+            self.job.name, run.task.filename, ItemStatus.RUNNING, stage=self._stage_name(run, stage)
+        )
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -193,10 +195,20 @@ class StageRunner:
     async def _lint_once(self, run: TaskRun) -> tuple[str, ...]:
         staged = self.staging_path(run)
         violations: list[str] = []
+        started = self.job.clock.now()
         for command in self.plan.lint_commands:
             result = await run_lint(command, staged, cwd=self.root, timeout_s=self.settings.lint_timeout_s)
             if not result.passed:
                 violations.extend(result.violations)
+        # "check" events feed the report's "where the time went" next to queue and model time.
+        self.job.journal.event(
+            self.job.run_id,
+            "check",
+            run.model.key,
+            stage=self._stage_name(run, "lint"),
+            item=run.task.filename,
+            duration_s=self.job.clock.now() - started,
+        )
         return tuple(violations[:10])
 
     async def lint(self, run: TaskRun) -> None:
@@ -276,7 +288,11 @@ class StageRunner:
             self.event(run, "ship", "registered" if added else "already-registered", path=relative)
         await self.set_status(run, "complete", None)
         await self.job.journal.set_item(
-            self.job.name, run.task.filename, ItemStatus.DONE, stage="ship", output=str(target)
+            self.job.name,
+            run.task.filename,
+            ItemStatus.DONE,
+            stage=self._stage_name(run, "ship"),
+            output=str(target),
         )
         run.shipped = True
 

@@ -1,0 +1,35 @@
+"""Seeing a job: the live terminal view, the snapshot publisher, and `read_status`, the one
+reader behind `shoal status` and the dashboard."""
+
+from ._cache import CallTotalsCache
+from ._format import phase_of
+from ._publisher import SnapshotPublisher
+from ._readonly import RunRow, item_of_scope, latest_run, open_readonly, reading, runs_of, table_exists
+from ._redact import Redactor
+from ._render import compact_line, render_status
+from ._snapshot import capture
+from ._status import STATUS_VERSION, UNASSIGNED_STAGE, read_status
+from ._terminal import TerminalView
+from ._watch import watch_job
+
+__all__ = [
+    "STATUS_VERSION",
+    "UNASSIGNED_STAGE",
+    "CallTotalsCache",
+    "Redactor",
+    "RunRow",
+    "SnapshotPublisher",
+    "TerminalView",
+    "capture",
+    "compact_line",
+    "item_of_scope",
+    "latest_run",
+    "open_readonly",
+    "phase_of",
+    "read_status",
+    "reading",
+    "render_status",
+    "runs_of",
+    "table_exists",
+    "watch_job",
+]

@@ -1,0 +1,202 @@
+"""Turning a status (from `read_status`) into what a person reads: a Rich panel for terminals and
+`shoal status`, or one compact line for logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ._format import count, duration, money, percent
+
+__all__ = ["compact_line", "render_status"]
+
+_STATE_STYLE = {"running": "bold green", "done": "bold", "failed": "bold red", "stopped": "bold yellow"}
+_ITEM_COLUMNS = (
+    ("pending", "pending"),
+    ("running", "running"),
+    ("done", "done"),
+    ("needs_review", "flagged"),
+    ("failed", "failed"),
+)
+
+
+def _limit_cell(usage: dict[str, Any] | None, budget: dict[str, Any] | None, kind: str) -> str:
+    if budget is None:
+        return "-"
+    limit = (budget.get("limits") or {}).get(kind)
+    if limit is None:
+        return "-"
+    used = ((usage or {}).get("per_minute") or {}).get(kind, 0.0)
+    pct = ((usage or {}).get("percent") or {}).get(kind)
+    learned = " (learning)" if budget.get("learning") else ""
+    return f"{count(used)}/{count(limit)} {percent(pct)}{learned}"
+
+
+def _header(status: dict[str, Any]) -> Text:
+    run = status["run"]
+    state = run["state"] if not run.get("stopping") else f"{run['state']}, {run['stopping']}"
+    text = Text()
+    text.append(f"{status['job']}", style="bold")
+    text.append(f"  run {run['id']}")
+    if run["runs"] > 1:
+        text.append(f" (of {run['runs']})")
+    text.append("  ")
+    text.append(state, style=_STATE_STYLE.get(run["state"], "bold magenta"))
+    text.append(f"  {duration(run['elapsed_s'])}")
+    return text
+
+
+def _stages_table(status: dict[str, Any]) -> Table:
+    stages = status["stages"]
+    with_phase = any(stage["phase"] for stage in stages)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    if with_phase:
+        table.add_column("phase")
+    table.add_column("stage")
+    for _, label in _ITEM_COLUMNS:
+        table.add_column(label, justify="right")
+    table.add_column("calls", justify="right")
+    table.add_column("cost", justify="right")
+    rows = [*stages]
+    if len(stages) > 1:
+        rows.append({"name": "all", "phase": "", **status["items"], **status["totals"]["job"]})
+    for stage in rows:
+        cells = [stage["phase"] or ""] if with_phase else []
+        name = stage["name"]
+        # With a phase column, "phase-1/lint" reads better as "lint".
+        cells.append(name.split("/", 1)[1] if with_phase and "/" in name else name)
+        cells += [count(stage[key]) for key, _ in _ITEM_COLUMNS]
+        cells += [count(stage["calls"]), money(stage["cost_usd"])]
+        table.add_row(*cells)
+    return table
+
+
+def _budget_table(status: dict[str, Any]) -> Table:
+    """While the job runs: each model's use of its rate limits, 429s, retries, backoff and pause."""
+    table = Table(box=None, pad_edge=False, header_style="bold", caption_justify="left")
+    for name in ("model", "RPM used/limit", "TPM used/limit", "429s", "retries", "rate", "paused"):
+        table.add_column(name, justify="left" if name == "model" else "right", no_wrap=name != "model")
+    for model in status["models"]:
+        budget, usage = model["budget"], model["usage"]
+        token_kind = "tpm" if budget is None or "tpm" in (budget.get("limits") or {}) else "itpm"
+        tokens = _limit_cell(usage, budget, token_kind)
+        if token_kind == "itpm":
+            tokens = f"in {tokens}, out {_limit_cell(usage, budget, 'otpm')}"
+        factor = "-" if budget is None else percent(100.0 * float(budget.get("factor", 1.0)))
+        paused = "-" if budget is None or not budget.get("paused_for_s") else duration(budget["paused_for_s"])
+        run = model["run"]
+        table.add_row(
+            model["model"],
+            _limit_cell(usage, budget, "rpm"),
+            tokens,
+            count(run["rate_limited"]),
+            count(run["retries"]),
+            factor,
+            paused,
+        )
+    table.caption = "this run; rate: share of the limits in use after 429s"
+    return table
+
+
+def _models_table(status: dict[str, Any]) -> Table:
+    """After the job: calls, 429s, retries, tokens and cost per model, whole job."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in ("model", "calls", "429s", "retries", "tokens in", "tokens out", "cost"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for model in status["models"]:
+        job = model["job"]
+        table.add_row(
+            model["model"],
+            count(job["calls"]),
+            count(job["rate_limited"]),
+            count(job["retries"]),
+            count(job["input_tokens"]),
+            count(job["output_tokens"]),
+            money(job["cost_usd"]),
+        )
+    return table
+
+
+def _footer(status: dict[str, Any]) -> list[Text]:
+    job, run = status["totals"]["job"], status["totals"]["run"]
+    cost, progress, workers = status["cost"], status["progress"], status["workers"]
+    lines: list[Text] = []
+    if workers is not None:
+        lines.append(
+            Text(
+                f"workers {workers['in_flight']}/{workers['ceiling']} in flight, {workers['waiting']} waiting"
+                f"   sent {count(workers['sent'])}, replayed {count(workers['replayed'])}"
+                f"   429s {count(run['rate_limited'])}, retries {count(run['retries'])}"
+            )
+        )
+    lines.append(
+        Text(
+            f"tokens {count(job['input_tokens'])} in / {count(job['output_tokens'])} out / "
+            f"{count(job['cached_tokens'])} cached"
+        )
+    )
+    spent = f"cost {money(cost['spent_usd'])} (this run {money(cost['run_usd'])})"
+    if cost["projected_usd"] is not None and progress["remaining"]:
+        spent += f", projected {money(cost['projected_usd'])}"
+    if cost["max_usd"] is not None:
+        spent += f", limit {money(cost['max_usd'])}"
+    if cost["unpriced"]:
+        spent += f" (no price for {', '.join(cost['unpriced'])})"
+    lines.append(Text(spent))
+    if status["run"]["state"] == "running":
+        rate = progress["per_minute"]
+        lines.append(
+            Text(
+                f"{count(progress['finished'])} finished, {count(progress['remaining'])} to go"
+                f"{'' if rate is None else f' at {rate:.1f}/min'}, ETA {duration(progress['eta_s'])}"
+            )
+        )
+    elif status["run"]["state"] == "died":
+        lines.append(Text("the job's process is gone; run the same command again to resume", style="yellow"))
+    return lines
+
+
+def render_status(status: dict[str, Any]) -> RenderableType:
+    """A panel with phases and stages, workers, budget use, tokens, cost and ETA."""
+    if status.get("job") is None:
+        return Text(status.get("note") or "nothing to show")
+    parts: list[RenderableType] = [_stages_table(status)]
+    if status["models"]:
+        live = status["run"]["state"] == "running"
+        parts += [Text(""), _budget_table(status) if live else _models_table(status)]
+    parts += [Text(""), *_footer(status)]
+    return Panel(Group(*parts), title=_header(status), title_align="left", expand=False)
+
+
+def compact_line(status: dict[str, Any]) -> str:
+    """One log line: items, workers, budget use, 429s and retries, tokens, cost, ETA."""
+    if status.get("job") is None:
+        return f"shoal: {status.get('note') or 'no job'}"
+    items, run = status["items"], status["totals"]["run"]
+    job, cost, workers = status["totals"]["job"], status["cost"], status["workers"]
+    parts = [
+        f"shoal: {items['done']}/{items['total']} done, {items['needs_review']} flagged, "
+        f"{items['failed']} failed"
+    ]
+    if workers is not None:
+        parts.append(f"{workers['in_flight']}/{workers['ceiling']} in flight")
+    for model in status["models"]:
+        pcts = (model["usage"] or {}).get("percent") or {}
+        if pcts:
+            use = " ".join(f"{kind} {percent(value)}" for kind, value in pcts.items())
+            parts.append(f"{model['model']} {use}")
+    parts.append(f"429s {run['rate_limited']}, retries {run['retries']}")
+    parts.append(
+        f"tokens {count(job['input_tokens'])} in / {count(job['output_tokens'])} out / "
+        f"{count(job['cached_tokens'])} cached"
+    )
+    spent = money(cost["spent_usd"])
+    if cost["projected_usd"] is not None and status["progress"]["remaining"]:
+        spent += f", projected {money(cost['projected_usd'])}"
+    parts.append(spent)
+    parts.append(f"ETA {duration(status['progress']['eta_s'])}")
+    return " | ".join(parts)

@@ -1,0 +1,358 @@
+"""`read_status`: one job's state, read from the journal; the one source of `shoal status --json`,
+the dashboard and the live terminal view, so that they agree by construction.
+
+Items, calls, tokens, dollars, 429s and retries come from the journal's tables; workers in
+flight, the rate budgets' limits and pauses and the cost ceiling from the newest snapshot the
+running job published (or from a snapshot handed in by the job's own process).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..journal import ItemStatus
+from ._cache import CallTotalsCache
+from ._format import phase_of
+from ._readonly import RunRow, latest_run, latest_snapshot, reading, table_exists
+from ._tally import CallTally
+
+__all__ = ["STATUS_VERSION", "UNASSIGNED_STAGE", "item_key", "read_status"]
+
+STATUS_VERSION = 1
+UNASSIGNED_STAGE = "(no stage)"
+_RECENT_S = 60.0  # window for throughput, ETA and budget use
+_MIN_WINDOW_S = 5.0
+_STALE_S = 10.0  # a snapshot older than this no longer proves the job is alive
+_SLACK_S = 5.0  # calls are written slightly out of created_at order
+
+
+def item_key(status: str) -> str:
+    """The JSON key of an item status: "needs-review" -> "needs_review"."""
+    return status.replace("-", "_")
+
+
+_ITEM_KEYS = tuple(item_key(s.value) for s in ItemStatus)
+
+
+def _counts() -> dict[str, int]:
+    return {"total": 0, **dict.fromkeys(_ITEM_KEYS, 0)}
+
+
+@dataclass(slots=True)
+class _Stage:
+    name: str
+    first_call: int | None = None
+    counts: dict[str, int] = field(default_factory=_counts)
+    recent: int = 0
+    tally: CallTally = field(default_factory=CallTally)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "phase": phase_of(self.name), **self.counts, **self.tally.as_dict()}
+
+
+def read_status(
+    journal_path: Path,
+    *,
+    job: str | None = None,
+    live: dict[str, Any] | None = None,
+    now: float | None = None,
+    cache: CallTotalsCache | None = None,
+) -> dict[str, Any]:
+    """The status of `job` (default: the job of the newest run) as a JSON-ready dict.
+
+    `live`: a snapshot taken in the job's own process, used instead of the newest stored one.
+    `cache`: call totals kept between calls by a process that polls, so each call is read once.
+    """
+    now = time.time() if now is None else now
+    base: dict[str, Any] = {"version": STATUS_VERSION, "now": now, "journal": str(journal_path), "job": None}
+    if not journal_path.exists():
+        return {**base, "note": "no journal yet: no job has run in this directory"}
+    with reading(journal_path) as conn:
+        run = latest_run(conn, job)
+        if run is None:
+            note = "the journal holds no run yet" if job is None else f"the journal holds no run of {job!r}"
+            return {**base, "note": note}
+        snapshot = (
+            live if live is not None and live.get("run_id") == run.id else latest_snapshot(conn, run.id)
+        )
+        return {**base, **_Reader(conn, run, snapshot, now, cache or CallTotalsCache()).build()}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Reader:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        run: RunRow,
+        snapshot: dict[str, Any] | None,
+        now: float,
+        cache: CallTotalsCache,
+    ):
+        self.conn = conn
+        self.cache = cache
+        self.run = run
+        self.snapshot = snapshot
+        self.now = now
+        self.state = self._state()
+        self.live = self.state == "running"
+        self.stages: dict[str, _Stage] = {}
+        self.events: dict[tuple[bool, str], int] = {}
+
+    def _state(self) -> str:
+        if self.run.status != "running":
+            return self.run.status
+        fresh = self.snapshot is not None and self.now - float(self.snapshot.get("ts", 0)) <= _STALE_S
+        return "running" if fresh or _pid_alive(self.run.pid) else "died"
+
+    def _stage(self, name: str) -> _Stage:
+        stage = self.stages.get(name)
+        if stage is None:
+            stage = self.stages[name] = _Stage(name)
+        return stage
+
+    def build(self) -> dict[str, Any]:
+        run, snap = self.run, self.snapshot or {}
+        totals, models = self._calls()
+        items = self._items()
+        events = self.events = self._events()
+        window = min(_RECENT_S, max(_MIN_WINDOW_S, self.now - run.started_at))
+        ordered = sorted(self.stages.values(), key=_stage_order(snap.get("stages") or []))
+        progress = self._progress(items, window)
+        workers = snap.get("workers") if self.live else None
+        return {
+            "job": run.job,
+            "run": {
+                "id": run.id,
+                "status": run.status,
+                "state": self.state,
+                "stopping": _stopping(snap) if self.live else None,
+                "command": run.command,
+                "pid": run.pid,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "elapsed_s": (run.finished_at or self.now) - run.started_at,
+                "runs": self._run_count(),
+            },
+            "items": items,
+            "phases": _phases(ordered),
+            "stages": [stage.as_dict() for stage in ordered],
+            "workers": None if workers is None else {**workers, **_counters(snap)},
+            "totals": {
+                "job": {**totals["job"].as_dict(), "retries": _sum_kind(events, "retry")},
+                "run": {**totals["run"].as_dict(), "retries": events.get((True, "retry"), 0)},
+            },
+            "models": self._models(models, snap, window),
+            "cost": self._cost(totals, snap, items),
+            "progress": progress,
+            "snapshot": None if not snap else {"ts": snap.get("ts"), "age_s": self.now - float(snap["ts"])},
+        }
+
+    # -- journal tables -----------------------------------------------------------------------
+
+    def _items(self) -> dict[str, int]:
+        """Per-stage item counts (into self.stages) and the job's totals."""
+        since = max(self.run.started_at, self.now - _RECENT_S)
+        rows = self.conn.execute(
+            "SELECT stage, status, count(*) AS n, sum(updated_at >= ?) AS recent FROM items "
+            "WHERE job = ? GROUP BY stage, status",
+            (since, self.run.job),
+        ).fetchall()
+        declared = (self.snapshot or {}).get("stages") or []
+        known = {str(s) for s in declared} | set(self.stages) | {r["stage"] for r in rows if r["stage"]}
+        # An item whose stage is not recorded yet counts under the job's only stage, if it has one.
+        fallback = next(iter(known)) if len(known) == 1 else UNASSIGNED_STAGE
+        for name in declared:
+            self._stage(str(name))
+        totals = _counts()
+        for row in rows:
+            key = item_key(str(row["status"]))
+            if key not in totals:
+                continue
+            stage = self._stage(row["stage"] or fallback)
+            n = int(row["n"])
+            stage.counts[key] += n
+            stage.counts["total"] += n
+            totals[key] += n
+            totals["total"] += n
+            if key in ("done", "failed", "needs_review"):
+                stage.recent += int(row["recent"] or 0)
+        return totals
+
+    def _calls(self) -> tuple[dict[str, CallTally], dict[str, dict[str, CallTally]]]:
+        totals = {"job": CallTally(), "run": CallTally()}
+        models: dict[str, dict[str, CallTally]] = defaultdict(
+            lambda: {"job": CallTally(), "run": CallTally()}
+        )
+        groups = self.cache.refresh(self.conn, self.run.job)
+        for (run_id, stage_name, model, outcome), group in groups.items():
+            values = (outcome, group.n, group.input_tokens, group.output_tokens, group.cached_tokens)
+            scopes = ["job", "run"] if run_id == self.run.id else ["job"]
+            for scope in scopes:
+                totals[scope].add_row(*values, group.cost_usd)
+                models[model][scope].add_row(*values, group.cost_usd)
+            stage = self._stage(stage_name)
+            stage.tally.add_row(*values, group.cost_usd)
+            first = group.first_id
+            stage.first_call = first if stage.first_call is None else min(stage.first_call, first)
+        return totals, models
+
+    def _events(self) -> dict[tuple[bool, str], int]:
+        """Counts by (this run?, kind), and by (this run?, "kind@model") for per-model figures."""
+        if not table_exists(self.conn, "events"):
+            return {}
+        rows = self.conn.execute(
+            "SELECT e.run_id = ? AS this_run, e.kind, e.model, count(*) AS n FROM events e "
+            "JOIN runs r ON r.id = e.run_id WHERE r.job = ? GROUP BY this_run, e.kind, e.model",
+            (self.run.id, self.run.job),
+        )
+        counts: dict[tuple[bool, str], int] = defaultdict(int)
+        for row in rows:
+            this_run = bool(row["this_run"])
+            counts[(this_run, str(row["kind"]))] += int(row["n"])
+            counts[(this_run, f"{row['kind']}@{row['model']}")] += int(row["n"])
+        return counts
+
+    def _recent_usage(self, window: float) -> dict[str, dict[str, float]]:
+        """Per model: requests and tokens sent in the last `window` seconds, as per-minute rates."""
+        since = self.now - window
+        used: dict[str, dict[str, float]] = defaultdict(
+            lambda: {"rpm": 0.0, "tpm": 0.0, "itpm": 0.0, "otpm": 0.0}
+        )
+        rows = self.conn.execute(
+            "SELECT model, created_at, input_tokens, output_tokens FROM calls WHERE job = ? ORDER BY id DESC",
+            (self.run.job,),
+        )
+        for row in rows:
+            created = float(row["created_at"])
+            if created < since - _SLACK_S:
+                break
+            if created < since:
+                continue
+            entry = used[str(row["model"])]
+            entry["rpm"] += 1
+            entry["itpm"] += int(row["input_tokens"])
+            entry["otpm"] += int(row["output_tokens"])
+            entry["tpm"] += int(row["input_tokens"]) + int(row["output_tokens"])
+        scale = 60.0 / window
+        return {model: {k: v * scale for k, v in entry.items()} for model, entry in used.items()}
+
+    def _run_count(self) -> int:
+        row = self.conn.execute("SELECT count(*) FROM runs WHERE job = ?", (self.run.job,)).fetchone()
+        return int(row[0])
+
+    # -- derived figures ------------------------------------------------------------------------
+
+    def _models(
+        self, models: dict[str, dict[str, CallTally]], snap: dict[str, Any], window: float
+    ) -> list[dict[str, Any]]:
+        budgets: dict[str, Any] = snap.get("models") or {}
+        usage = self._recent_usage(window) if self.live else {}
+        events = self.events
+        out: list[dict[str, Any]] = []
+        for key in sorted(set(models) | set(budgets)):
+            tallies = models.get(key) or {"job": CallTally(), "run": CallTally()}
+            budget = budgets.get(key)
+            entry: dict[str, Any] = {
+                "model": key,
+                "job": {**tallies["job"].as_dict(), "retries": _sum_kind(events, f"retry@{key}")},
+                "run": {**tallies["run"].as_dict(), "retries": events.get((True, f"retry@{key}"), 0)},
+                "budget": None,
+                "usage": None,
+            }
+            if budget is not None and self.live:
+                limits = {k: float(v) for k, v in (budget.get("limits") or {}).items()}
+                entry["budget"] = {**budget, "limits": limits}
+                rates = usage.get(key, dict.fromkeys(limits, 0.0))
+                entry["usage"] = {
+                    "window_s": window,
+                    "per_minute": {k: rates.get(k, 0.0) for k in limits},
+                    "percent": {k: 100.0 * rates.get(k, 0.0) / v for k, v in limits.items() if v > 0},
+                }
+            out.append(entry)
+        return out
+
+    def _progress(self, items: dict[str, int], window: float) -> dict[str, Any]:
+        finished = items["done"] + items["failed"] + items["needs_review"]
+        remaining = items["pending"] + items["running"]
+        recent = sum(stage.recent for stage in self.stages.values())
+        per_min = recent * 60.0 / window if self.live else None
+        eta = None
+        if self.live and remaining == 0:
+            eta = 0.0
+        elif self.live and recent > 0:
+            eta = remaining / (recent / window)
+        return {"finished": finished, "remaining": remaining, "per_minute": per_min, "eta_s": eta}
+
+    def _cost(
+        self, totals: dict[str, CallTally], snap: dict[str, Any], items: dict[str, int]
+    ) -> dict[str, Any]:
+        spent = totals["job"].cost_usd
+        ledger: dict[str, Any] = snap.get("ledger") or {}
+        finished = items["done"] + items["failed"] + items["needs_review"]
+        projected = None
+        if items["total"] and finished and spent:
+            projected = spent / finished * items["total"]
+        return {
+            "spent_usd": round(spent, 8),
+            "run_usd": round(totals["run"].cost_usd, 8),
+            "max_usd": ledger.get("max_cost_usd"),
+            "reserved_usd": ledger.get("reserved_usd") if self.live else None,
+            "projected_usd": None if projected is None else round(projected, 8),
+            "unpriced": ledger.get("unpriced") or [],
+        }
+
+
+def _stopping(snap: dict[str, Any]) -> str | None:
+    stop = snap.get("stop") or {}
+    state = stop.get("state")
+    return None if state in (None, "running") else str(state)
+
+
+def _counters(snap: dict[str, Any]) -> dict[str, Any]:
+    counters = snap.get("counters") or {}
+    return {"sent": counters.get("sent", 0), "replayed": counters.get("replayed", 0)}
+
+
+def _sum_kind(events: dict[tuple[bool, str], int], kind: str) -> int:
+    return events.get((True, kind), 0) + events.get((False, kind), 0)
+
+
+def _stage_order(declared: list[Any]) -> Any:
+    positions = {str(name): index for index, name in enumerate(declared)}
+
+    def key(stage: _Stage) -> tuple[int, float, str]:
+        if stage.name in positions:
+            return (0, positions[stage.name], stage.name)
+        if stage.first_call is not None:
+            return (1, stage.first_call, stage.name)
+        return (2, 0, stage.name)
+
+    return key
+
+
+def _phases(stages: list[_Stage]) -> list[dict[str, Any]]:
+    phases: dict[str | None, dict[str, Any]] = {}
+    for stage in stages:
+        name = phase_of(stage.name)
+        phase = phases.get(name)
+        if phase is None:
+            phase = phases[name] = {"name": name, "stages": [], **_counts()}
+        phase["stages"].append(stage.name)
+        for key, value in stage.counts.items():
+            phase[key] += value
+    return list(phases.values())
