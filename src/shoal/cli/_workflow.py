@@ -17,6 +17,7 @@ from ..config import ShoalConfig, load_config
 from ..engine import StopSignal, Workspace, open_job
 from ..pricing import PriceBook, worst_case_cost
 from ..providers import ModelRef, ProviderSet, resolve_model
+from ..view import watch_job
 from ._common import with_overrides
 from ._confirm import confirm_launch
 from ._runtime import run_async, say
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["run_workflow_command"]
 
-_PROGRESS_EVERY_S = 5.0
 _TYPICAL_PROMPT = 2_000  # tokens; agents with tools grow their conversations
 _REQUESTS_PER_AGENT = 3
 
@@ -126,15 +126,8 @@ def run_workflow_command(
             stop=stop,
             providers=providers,
         ) as job:
-            result = await run_workflow(
-                definition,
-                values,
-                job,
-                settings=settings,
-                root=root,
-                say=say,
-                progress_every_s=_PROGRESS_EVERY_S,
-            )
+            async with watch_job(job):  # the live view replaces the periodic status line
+                result = await run_workflow(definition, values, job, settings=settings, root=root, say=say)
             say(status_line(result.runtime))
             for line in _accounting(result):
                 say(line)
