@@ -36,3 +36,18 @@ def write_records(path: Path, count: int) -> list[str]:
 
 def output_ids(path: Path) -> list[str]:
     return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
+
+
+# A small map job against an OpenAI-compatible fake server, as several tests run it.
+MAP_ARGV = [
+    "map",
+    "in.jsonl",
+    "--prompt",
+    "Explain {topic}.",
+    "--model",
+    "openai:gpt-4o-mini",
+    "--out",
+    "out.jsonl",
+    "--max-tokens",
+    "40",
+]

@@ -19,7 +19,7 @@ import pytest
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import clean_env, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, clean_env, run_shoal, shoal_argv, write_records
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,18 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-MAP = [
-    "map",
-    "in.jsonl",
-    "--prompt",
-    "Explain {topic}.",
-    "--model",
-    "openai:gpt-4o-mini",
-    "--out",
-    "out.jsonl",
-    "--max-tokens",
-    "40",
-]
+MAP = MAP_ARGV
 DONE_AT_LEAST = "(n) => Number(document.querySelector('#items-done').dataset.value) >= n"
 # Keys that change from one moment to the next even when the job has finished.
 MOMENTARY = {"now", "elapsed_s", "age_s"}

@@ -14,21 +14,10 @@ from shoal.fake import FakeLimits, FakeServer, FakeSettings, FaultRates
 from shoal.journal import ItemStatus, Journal
 from test_dashboard import printed_url, read_one_event, start_dashboard, stop_dashboard
 
-from helpers import clean_env, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, clean_env, run_shoal, shoal_argv, write_records
 
 SECRET = "sk-report-secret-do-not-leak-0123456789"
-MAP = [
-    "map",
-    "in.jsonl",
-    "--prompt",
-    "Explain {topic}.",
-    "--model",
-    "openai:gpt-4o-mini",
-    "--out",
-    "out.jsonl",
-    "--max-tokens",
-    "40",
-]
+MAP = MAP_ARGV
 FLAGS = {"rec-003": "the summary contradicts the source", "rec-007": "names a person the record does not"}
 
 

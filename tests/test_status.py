@@ -11,20 +11,9 @@ from typing import Any
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import clean_env, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, clean_env, run_shoal, shoal_argv, write_records
 
-MAP = [
-    "map",
-    "in.jsonl",
-    "--prompt",
-    "Explain {topic}.",
-    "--model",
-    "openai:gpt-4o-mini",
-    "--out",
-    "out.jsonl",
-    "--max-tokens",
-    "40",
-]
+MAP = MAP_ARGV
 
 
 def journal_figures(workspace: Path) -> dict[str, Any]:

@@ -9,20 +9,9 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import clean_env, output_ids, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, clean_env, output_ids, run_shoal, shoal_argv, write_records
 
-ARGV = [
-    "map",
-    "in.jsonl",
-    "--prompt",
-    "Explain {topic}.",
-    "--model",
-    "openai:gpt-4o-mini",
-    "--out",
-    "out.jsonl",
-    "--max-tokens",
-    "40",
-]
+ARGV = MAP_ARGV
 
 
 def start(workspace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
