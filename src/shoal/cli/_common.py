@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..config import ShoalConfig
+from ..engine import Job
 from ..pricing import PriceBook
 from ..providers import ModelRef, by_model_key
 
-__all__ = ["unpriced_warning", "with_overrides"]
+__all__ = ["totals_line", "unpriced_warning", "with_overrides"]
 
 
 def with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float | None) -> ShoalConfig:
@@ -35,4 +36,15 @@ def unpriced_warning(config: ShoalConfig, models: Iterable[ModelRef]) -> str | N
     return (
         f"shoal: warning: no price known for {', '.join(missing)}: its calls count as $0 against "
         "max_cost_usd (add [prices] in shoal.toml)"
+    )
+
+
+def totals_line(job: Job) -> str:
+    """What the run sent and spent, for the summary every job command prints."""
+    total = job.ledger.total
+    stats = job.caller.stats
+    return (
+        f"{stats.sent} requests sent, {stats.replayed} replayed from the journal, {stats.retries} retries, "
+        f"{stats.rate_limited} rate-limited; tokens {total.input_tokens} in / {total.output_tokens} out; "
+        f"${total.cost_usd:.4f} this run (${job.ledger.spent:.4f} job total)"
     )

@@ -17,21 +17,17 @@ from ..jobs import STAGE as MAP_STAGE
 from ..jobs import MapResult, load_schema, plan_map, run_map
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
-from ._common import unpriced_warning, with_overrides
+from ._common import totals_line, unpriced_warning, with_overrides
 from ._runtime import run_async, say
 
 __all__ = ["map_command"]
 
 
 def _summary(result: MapResult, job: Job, out: Path) -> str:
-    total = job.ledger.total
-    stats = job.caller.stats
     return (
         f"map: {result.already_done + result.done}/{result.total} done "
         f"({result.done} now, {result.already_done} earlier), {len(result.failed)} failed; "
-        f"{stats.sent} requests sent, {stats.replayed} replayed from the journal, {stats.retries} retries, "
-        f"{stats.rate_limited} rate-limited; tokens {total.input_tokens} in / {total.output_tokens} out; "
-        f"${total.cost_usd:.4f} this run (${job.ledger.spent:.4f} job total) -> {out}"
+        f"{totals_line(job)} -> {out}"
     )
 
 

@@ -27,7 +27,7 @@ from ..plan import (
 from ..pricing import PriceBook
 from ..providers import ModelRef, ProviderSet, resolve_model
 from ..view import watch_job
-from ._common import unpriced_warning, with_overrides
+from ._common import totals_line, unpriced_warning, with_overrides
 from ._confirm import confirm_launch
 from ._runtime import run_async, say
 
@@ -132,13 +132,8 @@ def run_plan_command(
             stages = [f"phase-{n}/{stage}" for n in phases for stage in STAGES]
             async with watch_job(job, stages=stages):  # live view on stderr, snapshots for status
                 result = await (_with_canary(runner, runs, canary, yes) if canary else runner.run())
-            total = job.ledger.total
-            say(
-                f"plan: {len(result.shipped)} shipped, {len(result.needs_review)} need review; "
-                f"{job.caller.stats.sent} requests sent, {job.caller.stats.replayed} replayed; tokens "
-                f"{total.input_tokens} in / {total.output_tokens} out; ${total.cost_usd:.4f} this run "
-                f"(${job.ledger.spent:.4f} job total)"
-            )
+            verdicts = f"{len(result.shipped)} shipped, {len(result.needs_review)} need review"
+            say(f"plan: {verdicts}; {totals_line(job)}")
         _report(result, argv)
         return result.exit_code
 
