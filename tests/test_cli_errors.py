@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import run_shoal
+
 RECORDS = '{"id": "a", "topic": "tides"}\n{"id": "b", "topic": "reefs"}\n'
-
-
-def shoal(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "shoal", *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def assert_one_line_usage_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -42,7 +29,7 @@ def records(workspace: Path) -> Path:
 
 
 def test_missing_input_file(workspace: Path) -> None:
-    result = shoal(
+    result = run_shoal(
         workspace, "map", "nope.jsonl", "--prompt", "x {topic}", "--model", "rehearsal", "--out", "o.jsonl"
     )
     assert_one_line_usage_error(result, "nope.jsonl", "not found")
@@ -50,7 +37,7 @@ def test_missing_input_file(workspace: Path) -> None:
 
 def test_malformed_jsonl_line_names_the_line(workspace: Path) -> None:
     (workspace / "bad.jsonl").write_text('{"id": 1, "topic": "x"}\n{"id": 2, "topic": \n')
-    result = shoal(
+    result = run_shoal(
         workspace, "map", "bad.jsonl", "--prompt", "x {topic}", "--model", "rehearsal", "--out", "o.jsonl"
     )
     assert_one_line_usage_error(result, "bad.jsonl:2", "not valid JSON")
@@ -58,7 +45,7 @@ def test_malformed_jsonl_line_names_the_line(workspace: Path) -> None:
 
 def test_unknown_config_key_names_key_and_file(workspace: Path, records: Path) -> None:
     (workspace / "shoal.toml").write_text("[job]\nconcurency = 4\n")
-    result = shoal(
+    result = run_shoal(
         workspace, "map", "records.jsonl", "--prompt", "x {topic}", "--model", "rehearsal", "--out", "o.jsonl"
     )
     assert_one_line_usage_error(result, "shoal.toml", "job.concurency")
@@ -66,7 +53,7 @@ def test_unknown_config_key_names_key_and_file(workspace: Path, records: Path) -
 
 def test_bad_config_value(workspace: Path, records: Path) -> None:
     (workspace / "shoal.toml").write_text('[limits."openai:gpt-4o-mini"]\nrpm = -5\n')
-    result = shoal(
+    result = run_shoal(
         workspace, "map", "records.jsonl", "--prompt", "x {topic}", "--model", "rehearsal", "--out", "o.jsonl"
     )
     assert_one_line_usage_error(result, "shoal.toml", "rpm")
@@ -74,14 +61,14 @@ def test_bad_config_value(workspace: Path, records: Path) -> None:
 
 def test_unknown_model_alias(workspace: Path, records: Path) -> None:
     (workspace / "shoal.toml").write_text('[models]\nfast = "openai:gpt-4o-mini"\n')
-    result = shoal(
+    result = run_shoal(
         workspace, "map", "records.jsonl", "--prompt", "x {topic}", "--model", "quick", "--out", "o.jsonl"
     )
     assert_one_line_usage_error(result, "unknown model 'quick'")
 
 
 def test_missing_api_key(workspace: Path, records: Path) -> None:
-    result = shoal(
+    result = run_shoal(
         workspace,
         "map",
         "records.jsonl",
@@ -93,7 +80,7 @@ def test_missing_api_key(workspace: Path, records: Path) -> None:
         "o.jsonl",
     )
     assert_one_line_usage_error(result, "OPENAI_API_KEY")
-    result = shoal(
+    result = run_shoal(
         workspace,
         "map",
         "records.jsonl",
@@ -108,7 +95,7 @@ def test_missing_api_key(workspace: Path, records: Path) -> None:
 
 
 def test_template_field_missing_from_a_record(workspace: Path, records: Path) -> None:
-    result = shoal(
+    result = run_shoal(
         workspace,
         "map",
         "records.jsonl",
@@ -125,7 +112,7 @@ def test_template_field_missing_from_a_record(workspace: Path, records: Path) ->
 
 def test_invalid_schema_file(workspace: Path, records: Path) -> None:
     (workspace / "schema.json").write_text('{"type": "objekt"}')
-    result = shoal(
+    result = run_shoal(
         workspace,
         "map",
         "records.jsonl",
@@ -147,7 +134,7 @@ def test_busy_workspace_names_the_running_job(workspace: Path, records: Path) ->
     lock = WorkspaceLock(workspace / ".shoal" / "lock")
     lock.acquire("shoal map other.jsonl --out x.jsonl")
     try:
-        result = shoal(
+        result = run_shoal(
             workspace,
             "map",
             "records.jsonl",
@@ -188,4 +175,4 @@ def test_busy_workspace_names_the_running_job(workspace: Path, records: Path) ->
 def test_command_line_mistakes_are_one_line_too(
     workspace: Path, records: Path, args: list[str], needle: str
 ) -> None:
-    assert_one_line_usage_error(shoal(workspace, *args), needle)
+    assert_one_line_usage_error(run_shoal(workspace, *args), needle)

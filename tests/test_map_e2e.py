@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings, FaultRates
 
-from helpers import clean_env, output_ids, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, clean_env, output_ids, run_shoal, shoal_argv, write_records
 
 SECRET = "sk-test-do-not-log-0123456789"
 
@@ -99,16 +99,7 @@ def test_every_record_completes_at_a_20_percent_fault_rate(workspace: Path) -> N
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
         result = run_shoal(
             workspace,
-            "map",
-            "in.jsonl",
-            "--prompt",
-            "Explain {topic}.",
-            "--model",
-            "openai:gpt-4o-mini",
-            "--out",
-            "out.jsonl",
-            "--max-tokens",
-            "40",
+            *MAP_ARGV,
             env=env,
         )
         stats = dict(server.backend.stats)
@@ -129,18 +120,7 @@ def test_sigkill_at_a_random_moment_then_rerun(workspace: Path) -> None:
     ids = write_records(workspace / "in.jsonl", 60)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 6\n")
     settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.08, seed=3)
-    argv = [
-        "map",
-        "in.jsonl",
-        "--prompt",
-        "Explain {topic}.",
-        "--model",
-        "openai:gpt-4o-mini",
-        "--out",
-        "out.jsonl",
-        "--max-tokens",
-        "40",
-    ]
+    argv = MAP_ARGV
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
         process = subprocess.Popen(
