@@ -20,7 +20,6 @@ from ..plan import (
     brief_for,
     choose_tier,
     estimate_line,
-    make_run,
     parse_plan,
     tier_order,
 )
@@ -55,7 +54,7 @@ def _runs(plan: Plan, config: ShoalConfig, phase: int | None) -> list[TaskRun]:
         if choice.tier in order and order.index(choice.tier) + 1 < len(order):
             following = order[order.index(choice.tier) + 1]
             escalation = (following, _resolve(following, config, plan, task.row.line + 1))
-        runs.append(make_run(task, choice, model, escalation))
+        runs.append(TaskRun(task=task, choice=choice, model=model, escalation=escalation))
     return runs
 
 

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InputError
 from ._runtime import say
 
 __all__ = ["run_command"]
@@ -59,8 +58,6 @@ def run_command(
             config_path=config_path,
         )
     else:
-        say(
-            f"shoal: error: {InputError(f'{target}: expected a batch plan (.md) or a workflow script (.py)')}"
-        )
+        say(f"shoal: error: {target}: expected a batch plan (.md) or a workflow script (.py)")
         code = 2
     raise typer.Exit(code)

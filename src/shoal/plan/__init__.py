@@ -2,7 +2,7 @@
 
 from ._model import Phase, Plan, Task, TierRule
 from ._parse import parse_plan
-from ._runner import PlanResult, PlanRun, brief_for, estimate_line, make_run
+from ._runner import PlanResult, PlanRun, brief_for, estimate_line
 from ._stages import STAGES, GateSettings, TaskRun
 from ._tiering import TierChoice, choose_tier, tier_order
 from ._write import StatusUpdate, write_statuses
@@ -22,7 +22,6 @@ __all__ = [
     "brief_for",
     "choose_tier",
     "estimate_line",
-    "make_run",
     "parse_plan",
     "tier_order",
     "write_statuses",

@@ -19,10 +19,8 @@ from ..errors import BudgetExhausted, ModelCallError
 from ..gate import writer_brief
 from ..journal import ItemStatus, RunStatus
 from ..pricing import PriceBook, worst_case_cost
-from ..providers import ModelRef
-from ._model import Plan, Task
+from ._model import Plan
 from ._stages import STAGES, GateSettings, StageRunner, TaskRun
-from ._tiering import TierChoice
 
 __all__ = ["PlanResult", "PlanRun", "estimate_line"]
 
@@ -214,9 +212,3 @@ class PlanRun:
 def brief_for(plan: Plan) -> str:
     reference = plan.format_reference.read_text(encoding="utf-8")
     return writer_brief(plan.format_reference.name, reference, plan.content_rules)
-
-
-def make_run(
-    task: Task, choice: TierChoice, model: ModelRef, escalation: tuple[str, ModelRef] | None
-) -> TaskRun:
-    return TaskRun(task=task, choice=choice, model=model, escalation=escalation)

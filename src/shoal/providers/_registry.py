@@ -30,7 +30,6 @@ class RehearsalDefaults:
 
     rpm: int = 600
     tpm: int = 400_000
-    latency_s: float = 0.15
     per_token_s: float = 0.0005
 
 
