@@ -121,43 +121,6 @@ def test_rerun_of_a_finished_plan_does_nothing(workspace: Path) -> None:
     assert again.returncode == 0 and "nothing pending" in again.stderr
 
 
-BROKEN = {
-    "missing column": (
-        "| # | Title | Filename | Model | Status |\n|---|-------|----------|-------|--------|\n| 1 |",
-        "| # | Title | Filename | Model |\n|---|-------|----------|-------|\n| 1 |",
-        29,
-        "lacks column(s): status",
-    ),
-    "duplicate filename": ("| oauth-oidc.md |", "| rbac.md |", 33, "duplicate filename 'rbac.md'"),
-    "escaping filename": (
-        "| session-management.md |",
-        "| ../../outside.md |",
-        34,
-        "escapes the output directory",
-    ),
-    "missing reference": (
-        "docs/completed/authentication-overview.md",
-        "docs/completed/missing.md",
-        7,
-        "format reference 'docs/completed/missing.md' not found",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BROKEN))
-def test_malformed_plans_exit_2_naming_the_line(workspace: Path, case: str) -> None:
-    copy_example(workspace)
-    old, new, line, message = BROKEN[case]
-    plan = (workspace / "PLAN.md").read_text()
-    assert old in plan
-    (workspace / "PLAN.md").write_text(plan.replace(old, new, 1))
-    result = run_shoal(workspace, "run", "PLAN.md", "--yes")
-    assert result.returncode == 2, result.stderr
-    lines = [x for x in result.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.stderr
-    assert f"PLAN.md:{line}:" in lines[0] and message in lines[0]
-
-
 def test_a_cost_budget_with_an_unpriced_model_is_warned_about(workspace: Path) -> None:
     copy_example(workspace)
     (workspace / "shoal.toml").write_text(

@@ -106,13 +106,6 @@ async def test_report_for_a_job_with_failures_flags_and_429s(workspace: Path) ->
     assert SECRET not in html + markdown
 
 
-def test_report_without_a_journal_exits_2(workspace: Path) -> None:
-    result = run_shoal(workspace, "report")
-    assert result.returncode == 2
-    assert result.stderr.startswith("shoal: error: no journal here")
-    assert not (workspace / "report.html").exists()
-
-
 def fetch(url: str, path: str) -> bytes:
     base, _, query = url.partition("/?")
     with urllib.request.urlopen(f"{base}{path}{'&' if '?' in path else '?'}{query}", timeout=10) as response:

@@ -112,16 +112,6 @@ def test_status_during_a_run_agrees_with_the_journal(workspace: Path) -> None:
     assert "map" in text.stdout and "done" in text.stdout and "30" in text.stdout
 
 
-def test_status_without_a_journal_is_one_line_and_exit_2(workspace: Path) -> None:
-    result = run_shoal(workspace, "status", "--json")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr.strip().splitlines() == [
-        "shoal: error: no journal yet: no job has run in this directory"
-    ]
-    assert not (workspace / ".shoal").exists()
-
-
 def test_journal_lists_a_stopped_job_item_by_item(workspace: Path) -> None:
     write_records(workspace / "in.jsonl", 30)
     stopped = run_shoal(

@@ -17,6 +17,7 @@ __all__ = [
     "CONFIG_FILENAME",
     "JobSettings",
     "ModelLimits",
+    "PlanSettings",
     "Price",
     "ProviderSettings",
     "RehearsalSettings",
@@ -71,6 +72,12 @@ class JobSettings(_Strict):
     max_tokens: int = Field(default=1024, gt=0)  # default answer budget per call
 
 
+class PlanSettings(_Strict):
+    """Settings for `shoal run PLAN.md`."""
+
+    lint_timeout_s: float = Field(default=120.0, gt=0)  # one run of one lint command on one file
+
+
 class TierRuleSettings(_Strict):
     model: str
     title_contains: list[str] = Field(default_factory=list)
@@ -108,6 +115,7 @@ class ShoalConfig(_Strict):
     prices: dict[str, Price] = Field(default_factory=dict)
     job: JobSettings = Field(default_factory=JobSettings)
     workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
+    plan: PlanSettings = Field(default_factory=PlanSettings)
     tiering: TieringSettings = Field(default_factory=TieringSettings)
     rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pydantic import ValidationError
+
 from ..config import ShoalConfig
 from ..engine import Job
+from ..errors import UsageError
 from ..pricing import PriceBook
 from ..providers import ModelRef, by_model_key
 
@@ -21,7 +24,12 @@ def with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float
         updates["max_cost_usd"] = max_cost
     if not updates:
         return config
-    job = config.job.model_validate({**config.job.model_dump(), **updates})
+    try:
+        job = config.job.model_validate({**config.job.model_dump(), **updates})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        flag = {"concurrency": "--concurrency", "max_cost_usd": "--max-cost"}.get(str(first["loc"][0]), "")
+        raise UsageError(f"{flag} {first['input']}: {first['msg'].lower()}") from None
     return config.model_copy(update={"job": job})
 
 

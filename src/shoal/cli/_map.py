@@ -15,6 +15,7 @@ from ..engine import Job, StopSignal, Workspace, open_job
 from ..errors import InputError
 from ..jobs import STAGE as MAP_STAGE
 from ..jobs import MapResult, load_schema, plan_map, run_map
+from ..preflight import check_max_tokens, check_output_file, check_template, check_workspace
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import totals_line, unpriced_warning, with_overrides
@@ -65,8 +66,14 @@ def map_command(
         if (prompt is None) == (prompt_file is None):
             raise InputError("give the template with exactly one of --prompt or --prompt-file")
         template = prompt if prompt is not None else _read_template(prompt_file)
+        check_template(template, source=f"--prompt-file {prompt_file}" if prompt_file else "--prompt")
         config = with_overrides(load_config(config_path), concurrency, max_cost)
         ref = resolve_model(model, config)
+        check_max_tokens(
+            ref,
+            max_tokens or config.job.max_tokens,
+            source="--max-tokens" if max_tokens else "[job] max_tokens",
+        )
         providers = ProviderSet(config, os.environ)
         providers.check(ref)
         warning = unpriced_warning(config, [ref])
@@ -82,6 +89,9 @@ def map_command(
             schema=load_schema(schema) if schema is not None else None,
             max_tokens=max_tokens or config.job.max_tokens,
         )
+        inputs = [("INPUT", input_path), ("--prompt-file", prompt_file), ("--schema", schema)]
+        check_output_file(out, inputs=[(label, path) for label, path in inputs if path is not None])
+        check_workspace(Path.cwd())
         async with open_job(
             workspace=Workspace(Path.cwd()),
             config=config,

@@ -23,6 +23,7 @@ from ..plan import (
     parse_plan,
     tier_order,
 )
+from ..preflight import check_max_tokens, check_plan, check_workspace
 from ..pricing import PriceBook
 from ..providers import ModelRef, ProviderSet, resolve_model
 from ..view import watch_job
@@ -98,6 +99,7 @@ def run_plan_command(
         config = with_overrides(load_config(config_path), concurrency, max_cost)
         root = Path.cwd()
         plan = parse_plan(target, cwd=root)
+        check_plan(plan, cwd=root)
         runs = _runs(plan, config, phase)
         if not runs:
             say(f"plan: nothing pending in {target}" + (f" phase {phase}" if phase else ""))
@@ -112,7 +114,10 @@ def run_plan_command(
         )
         if warning:
             say(warning)
-        settings = GateSettings(max_tokens=config.job.max_tokens)
+        for ref in {r.model for r in runs} | {r.escalation[1] for r in runs if r.escalation}:
+            check_max_tokens(ref, config.job.max_tokens, source="[job] max_tokens")
+        check_workspace(root)
+        settings = GateSettings(max_tokens=config.job.max_tokens, lint_timeout_s=config.plan.lint_timeout_s)
         estimate = estimate_line(runs, brief_for(plan), settings, PriceBook(config.prices))
         if not confirm_launch(_summary(plan, runs, mode, estimate), yes=yes):
             say("plan: not started")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 
 from ..engine import StopSignal
 from ..errors import ShoalError, UsageError
+from ._diskfull import disk_full
 
 __all__ = ["run_async", "say"]
 
@@ -49,3 +51,10 @@ def run_async(main: Callable[[StopSignal], Awaitable[int]]) -> int:
     except ShoalError as exc:
         say(f"shoal: failed: {exc}")
         return 1
+    except BaseException as exc:
+        full = disk_full(exc)
+        if full is None:
+            raise
+        resume = shlex.join(["shoal", *sys.argv[1:]])
+        say(f"shoal: stopped: {full}; free some space, then resume with: {resume}")
+        return 3

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ShoalConfig, load_config
 from ..engine import StopSignal, Workspace, open_job
+from ..preflight import check_workspace
 from ..pricing import PriceBook, worst_case_cost
 from ..providers import ModelRef, ProviderSet, resolve_model
 from ..view import watch_job
@@ -114,6 +115,7 @@ def run_workflow_command(
         default, named = _models(seen.models, settings.default_model, config)
         for ref in {default, *named.values()}:
             providers.check(ref)
+        check_workspace(root)
         if not confirm_launch(_summary(target, settings, seen, config), yes=yes):
             say("workflow: not started")
             return 3

@@ -1,7 +1,7 @@
 """The quality gate between the model and the user's files: lint, spot-check, review, ship."""
 
 from ._files import write_atomic
-from ._lint import LintResult, run_lint
+from ._lint import LintResult, lint_command_problem, run_lint
 from ._prompts import (
     REVIEW_SCHEMA,
     SELF_CHECK_SCHEMA,
@@ -13,7 +13,7 @@ from ._prompts import (
     task_prompt,
     writer_brief,
 )
-from ._ship import register, ship_file
+from ._ship import register, registry_problem, ship_file
 from ._spotcheck import front_matter, required_fields, spot_check
 
 __all__ = [
@@ -24,7 +24,9 @@ __all__ = [
     "fix_lint_prompt",
     "fix_metadata_prompt",
     "front_matter",
+    "lint_command_problem",
     "register",
+    "registry_problem",
     "required_fields",
     "review_prompt",
     "run_lint",

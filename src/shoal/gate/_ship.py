@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import RunError
 from ._files import write_atomic
 
-__all__ = ["register", "ship_file"]
+__all__ = ["register", "registry_problem", "ship_file"]
 
 _PATH_KEYS = ("path", "file", "filename", "href", "url", "src")
 
@@ -26,6 +26,21 @@ def _entries(document: Any) -> list[Any] | None:
         for value in document.values():
             if isinstance(value, list) and (not value or isinstance(value[0], dict)):
                 return value
+    return None
+
+
+def registry_problem(config: Path) -> str | None:
+    """Why register() could not add entries to `config` (checked before a job starts), or None."""
+    if not config.exists():
+        return None
+    try:
+        document: Any = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot be read: {exc}"
+    except ValueError as exc:
+        return f"not valid JSON: {exc}"
+    if _entries(document) is None:
+        return "has no list of entries to register files in"
     return None
 
 

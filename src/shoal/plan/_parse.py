@@ -169,8 +169,10 @@ def parse_plan(path: Path, *, cwd: Path | None = None) -> Plan:  # noqa: C901 - 
             if not format_reference.is_file():
                 raise reader.fail(line, f"format reference '{value}' not found")
         elif key == "output directory":
-            _, value = reader.first_value(heading, body)
+            line, value = reader.first_value(heading, body)
             output_dir = cwd / value
+            if not _inside(cwd, output_dir):
+                raise reader.fail(line, f"output directory '{value}' is outside the project ({cwd})")
         elif key == "content rules":
             rules = [text for _, text in reader.items(body, _BULLET)]
         elif key == "validation checklist":

@@ -242,8 +242,12 @@ def load_workflow(path: Path) -> Workflow[..., Any]:
         spec.loader.exec_module(module)
     except UsageError:
         raise
+    except SystemExit as exc:  # sys.exit() at import time: the script never got to its workflow
+        line = _line_in(exc, path)
+        where = f"{path}:{line}" if line else str(path)
+        raise InputError(f"{where}: the script called sys.exit({exc.code!r}) while loading") from None
     except Exception as exc:
-        line = next((f.lineno for f in reversed(_frames(exc)) if f.filename == str(path)), None)
+        line = _line_in(exc, path)
         where = f"{path}:{line}" if line else str(path)
         message = str(exc).strip().splitlines()
         raise InputError(
@@ -256,6 +260,12 @@ def load_workflow(path: Path) -> Workflow[..., Any]:
         names = ", ".join(sorted(w.fn.__name__ for w in found))
         raise InputError(f"{path}: several @workflow functions ({names}); keep one per file")
     return found[0]
+
+
+def _line_in(exc: BaseException, path: Path) -> int | None:
+    """The line of `path` the exception came from (the script's innermost frame)."""
+    wanted = path.resolve()
+    return next((f.lineno for f in reversed(_frames(exc)) if Path(f.filename).resolve() == wanted), None)
 
 
 def _frames(exc: BaseException) -> list[Any]:
