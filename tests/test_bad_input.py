@@ -417,6 +417,17 @@ CASES: dict[str, Case] = {
     # observing
     "report without a journal": Case(("report",), ("no journal here",)),
     "status without a journal": Case(("status", "--json"), ("no journal yet",)),
+    "journal listing from a journal that is not SQLite": Case(
+        ("journal",),
+        ("not an SQLite database", "mv "),
+        setup=journal_bytes(lambda data: b"\x00" * len(data)),
+    ),
+    "report from a truncated journal": Case(
+        ("report",), ("truncated", "mv "), setup=journal_bytes(lambda data: data[: len(data) // 2])
+    ),
+    "status with .shoal a file": Case(
+        ("status",), (".shoal is a file",), setup=lambda env: env.write(".shoal", "notes\n") and None
+    ),
 }
 
 

@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from ..errors import UsageError
 from ._map import map_command
 from ._run import run_command
 
@@ -40,6 +41,9 @@ def main() -> None:
         code = app(standalone_mode=False)
     except typer.Abort:
         sys.exit(130)
+    except UsageError as exc:  # the job commands report their own; this catches any other command's
+        print(f"shoal: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: missing or bad options, unknown commands
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         print(f"shoal: error: {' '.join(message.split())}", file=sys.stderr)

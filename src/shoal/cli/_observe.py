@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 
 from ..engine import Workspace
+from ..errors import UsageError
 from ..journal import ItemStatus
+from ..preflight import check_workspace
 from ..view import Redactor, latest_run, read_status, reading, render_status
 from ._runtime import say
 
@@ -33,7 +35,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _journal_path() -> Path:
-    return Workspace(Path.cwd()).journal_path
+    root = Path.cwd()
+    try:
+        check_workspace(root)  # a damaged journal, or .shoal being a file: one line, not a traceback
+    except UsageError as exc:
+        raise _fail(str(exc)) from None
+    return Workspace(root).journal_path
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
