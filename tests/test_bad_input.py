@@ -296,9 +296,19 @@ CASES: dict[str, Case] = {
     ),
     "--out a symlink to INPUT": Case(MAP_TO_O, ("same file as INPUT",), setup=link_to_records("symlink")),
     "--out a hard link to INPUT": Case(MAP_TO_O, ("same file as INPUT",), setup=link_to_records("hardlink")),
+    "--out inside .shoal": Case(
+        (*MAP, "--prompt", "x {topic}", "--out", ".shoal/journal.db"),
+        ("where shoal keeps its journal",),
+        setup=records,
+    ),
     "--max-tokens above the model's limit": Case(
         (*MAP_TO_O, "--model", "openai:gpt-4o-mini", "--max-tokens", "20000"),
         ("--max-tokens 20,000", "openai:gpt-4o-mini", "16,384"),
+        setup=records,
+    ),
+    "a model shoal has no limit for passes the --max-tokens check": Case(
+        (*MAP_TO_O, "--model", "openai:my-local-llm", "--max-tokens", "200000"),
+        ("OPENAI_API_KEY",),  # the next check, not the limit, is what refuses it
         setup=records,
     ),
     "[job] max_tokens above the model's limit": Case(
@@ -523,3 +533,24 @@ def test_lint_timeout_is_set_in_shoal_toml(env: Env) -> None:
     assert "Traceback" not in result.stderr
     assert "timed out after 0.2s" in result.stderr, result.stderr
     assert not (env.root / "docs" / "guides" / "rbac.md").exists()  # nothing failing lint ships
+
+
+@pytest.mark.parametrize(
+    "template", ["Explain {topic}.", "{{literal}} {topic}", 'JSON like {{"a": 1}} for {a.b-c_d}', "no fields"]
+)
+def test_valid_templates_pass(template: str) -> None:
+    from shoal.preflight import check_template
+
+    check_template(template, source="--prompt")
+
+
+def test_a_full_disk_is_recognised_however_it_surfaces() -> None:
+    from shoal.cli._diskfull import disk_full
+
+    journal_full = sqlite3.OperationalError("database or disk is full")
+    assert disk_full(ExceptionGroup("tasks", [ValueError("x"), journal_full])) is not None
+    wrapped = RuntimeError("while closing")
+    wrapped.__context__ = OSError(errno.EDQUOT, "Disk quota exceeded", "out.jsonl")
+    assert "out.jsonl" in (disk_full(wrapped) or "")
+    assert disk_full(OSError(errno.EACCES, "Permission denied")) is None
+    assert disk_full(KeyboardInterrupt()) is None

@@ -90,10 +90,15 @@ def map_command(
             max_tokens=max_tokens or config.job.max_tokens,
         )
         inputs = [("INPUT", input_path), ("--prompt-file", prompt_file), ("--schema", schema)]
-        check_output_file(out, inputs=[(label, path) for label, path in inputs if path is not None])
-        check_workspace(Path.cwd())
+        workspace = Workspace(Path.cwd())
+        check_output_file(
+            out,
+            inputs=[(label, path) for label, path in inputs if path is not None],
+            state_dir=workspace.state_dir,
+        )
+        check_workspace(workspace.root)
         async with open_job(
-            workspace=Workspace(Path.cwd()),
+            workspace=workspace,
             config=config,
             name=plan.job_name,
             command=shlex.join(argv),

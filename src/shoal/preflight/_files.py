@@ -16,12 +16,23 @@ __all__ = ["check_output_file"]
 _SYSTEM_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 
-def check_output_file(out: Path, *, flag: str = "--out", inputs: Iterable[tuple[str, Path]] = ()) -> None:
-    """Raise InputError when results could not be appended to `out`, or would destroy an input."""
+def check_output_file(
+    out: Path,
+    *,
+    flag: str = "--out",
+    inputs: Iterable[tuple[str, Path]] = (),
+    state_dir: Path | None = None,
+) -> None:
+    """Raise InputError when results could not be appended to `out`, or would destroy an input
+    (or shoal's own state under `state_dir`)."""
     where = f"{flag} {out}"
     resolved = out.resolve()
     if any(resolved == root or root in resolved.parents for root in _SYSTEM_ROOTS):
         raise InputError(f"{where}: a system path, not a file for results; give a regular file")
+    if state_dir is not None and resolved.is_relative_to(state_dir.resolve()):
+        raise InputError(
+            f"{where}: inside {state_dir}, where shoal keeps its journal; write results elsewhere"
+        )
     for label, source in inputs:
         if _same_file(out, source):
             raise InputError(f"{where}: is the same file as {label} {source}; results would overwrite it")
