@@ -280,6 +280,12 @@ CASES: dict[str, Case] = {
         setup=dir_without_write_permission,
         marks=(NOT_ROOT,),
     ),
+    "--out a read-only file": Case(
+        MAP_TO_O,
+        ("--out o.jsonl", "ermission denied"),
+        setup=lambda env: (records(env), env.write("o.jsonl", "earlier\n").chmod(0o444)) and None,
+        marks=(NOT_ROOT,),
+    ),
     "--out in /sys": Case(
         (*MAP, "--prompt", "x {topic}", "--out", "/sys/o.jsonl"), ("--out /sys/o.jsonl",), setup=records
     ),

@@ -66,7 +66,10 @@ def _journal_problem(journal: Path) -> str | None:
     page_size = 65_536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     counter_valid = header[24:28] == header[92:96]
-    if counter_valid and pages and size < pages * page_size:
+    # With a write-ahead log left by a killed run, SQLite recovers the pages from it: trust it.
+    wal = journal.with_name(journal.name + "-wal")
+    wal_pending = wal.exists() and wal.stat().st_size > 0
+    if counter_valid and pages and size < pages * page_size and not wal_pending:
         return f"truncated ({size:,} of {pages * page_size:,} bytes)"
     try:
         conn = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
