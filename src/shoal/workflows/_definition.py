@@ -245,7 +245,8 @@ def load_workflow(path: Path) -> Workflow[..., Any]:
     except SystemExit as exc:  # sys.exit() at import time: the script never got to its workflow
         line = _line_in(exc, path)
         where = f"{path}:{line}" if line else str(path)
-        raise InputError(f"{where}: the script called sys.exit({exc.code!r}) while loading") from None
+        code = "" if exc.code is None else repr(exc.code)
+        raise InputError(f"{where}: the script called sys.exit({code}) while loading") from None
     except Exception as exc:
         line = _line_in(exc, path)
         where = f"{path}:{line}" if line else str(path)
