@@ -9,6 +9,7 @@ workspace, and no earlier output lost (a refused command changes no file at all)
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import sqlite3
@@ -450,15 +451,13 @@ def invoke(monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...]) -> tuple[int,
     """`shoal ARGV` through the real entry point, in this process; (exit code, stderr)."""
     from shoal.cli import main
 
-    err = Path("..", "stderr.txt").resolve()
-    with monkeypatch.context() as patch, err.open("w+") as sink:
+    sink = io.StringIO()
+    with monkeypatch.context() as patch:
         patch.setattr(sys, "argv", ["shoal", *argv])
         patch.setattr(sys, "stderr", sink)
         with pytest.raises(SystemExit) as exited:
             main()
-        sink.seek(0)
-        text = sink.read()
-    err.unlink()
+    text = sink.getvalue()
     return int(exited.value.code or 0), text
 
 
