@@ -13,11 +13,14 @@ import typer
 from ..config import load_config
 from ..engine import Job, StopSignal, Workspace, open_job
 from ..errors import InputError
+from ..estimate import estimate_map
 from ..jobs import STAGE as MAP_STAGE
 from ..jobs import MapResult, load_schema, plan_map, run_map
+from ..journal import read_usage
+from ..pricing import PriceBook
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
-from ._common import totals_line, unpriced_warning, with_overrides
+from ._common import refuse_unpriced, totals_line, with_overrides
 from ._runtime import run_async, say
 
 __all__ = ["map_command"]
@@ -69,9 +72,7 @@ def map_command(
         ref = resolve_model(model, config)
         providers = ProviderSet(config, os.environ)
         providers.check(ref)
-        warning = unpriced_warning(config, [ref])
-        if warning:
-            say(warning)
+        refuse_unpriced(config, [ref])
         plan = plan_map(
             input_path=input_path,
             template=template,
@@ -82,8 +83,21 @@ def map_command(
             schema=load_schema(schema) if schema is not None else None,
             max_tokens=max_tokens or config.job.max_tokens,
         )
+        workspace = Workspace(Path.cwd())
+        estimate = estimate_map(
+            plan.job_name,
+            plan.prompts,
+            model_key=ref.key,
+            max_tokens=plan.max_tokens,
+            prices=PriceBook.from_config(config),
+            rows=read_usage(workspace.journal_path, plan.job_name),
+        )
+        say(f"map: {estimate.line()}")
+        warning = estimate.budget_warning(config.job.max_cost_usd)
+        if warning:
+            say(warning)
         async with open_job(
-            workspace=Workspace(Path.cwd()),
+            workspace=workspace,
             config=config,
             name=plan.job_name,
             command=shlex.join(argv),
@@ -91,6 +105,7 @@ def map_command(
             stop=stop,
             providers=providers,
         ) as job:
+            job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             async with watch_job(job, stages=(MAP_STAGE,)):  # live view on stderr, snapshots for status
                 result = await run_map(plan, job)
             say(_summary(result, job, out))

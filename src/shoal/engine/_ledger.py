@@ -51,6 +51,7 @@ class Ledger:
         self.by_stage: dict[str, Tally] = {}
         self.reserved = 0.0
         self.unpriced: set[str] = set()
+        self.projected_usd: float | None = None  # the job's latest cost projection, when it makes one
         self._holders = 0  # reservations outstanding: calls in flight that may still cost money
         self._waiters: list[asyncio.Future[None]] = []
 
