@@ -128,6 +128,8 @@ def test_a_map_job_spends_close_to_its_budget_and_never_over_it(workspace: Path)
     result = run_shoal(workspace, *argv, "--max-tokens", "1000", "--max-cost", str(budget))
     assert result.returncode == 3, result.stderr
     assert "raise --max-cost" in result.stderr and "resume with:" in result.stderr
+    # Sixty records are expected to cost about $0.02: the user was told before launch.
+    assert "shoal: warning: the expected cost" in result.stderr
     with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
         spent = conn.execute("SELECT sum(cost_usd) FROM calls").fetchone()[0]
     assert 0.8 * budget <= spent <= budget

@@ -50,10 +50,11 @@ class CallKind:
     """One kind of call a unit of work makes, as planned before anything is observed."""
 
     kind: str  # the journal stage it is recorded under, without any "phase-N/" prefix
-    input_tokens: int  # estimated prompt
+    input_tokens: int  # estimated prompt, with earlier answers at their expected length
     max_tokens: int
     expected_calls: float = 1.0  # per unit, when nothing has been observed
     worst_calls: int = 1  # the most per unit
+    worst_input_tokens: int | None = None  # the prompt with earlier answers at their limit
     worst_input_step: int = 0  # each further call's prompt grows by this much (a session's history)
 
 
@@ -136,8 +137,9 @@ def worst_unit_cost(kinds: Sequence[CallKind], price: Price | None) -> float:
     """The most one unit can cost: the most calls, every answer at its token limit."""
     total = 0.0
     for k in kinds:
+        first = k.input_tokens if k.worst_input_tokens is None else k.worst_input_tokens
         for n in range(k.worst_calls):
-            total += worst_case_cost(price, k.input_tokens + n * k.worst_input_step, k.max_tokens)
+            total += worst_case_cost(price, first + n * k.worst_input_step, k.max_tokens)
     return total
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from .._tokens import estimate_tokens
 from ..estimate import (
+    DEFAULT_OUTPUT_SHARE,
     CallKind,
     Estimate,
     Observed,
@@ -35,25 +36,29 @@ def gate_calls(brief: str, settings: GateSettings, *, lint: bool) -> list[CallKi
     """The calls one pass of one task makes: draft, self-check, fixes, reviews."""
     answer = settings.max_tokens
     prompt = estimate_tokens(brief) + _PROMPT_FRAME
-    step = answer + _TURN  # the writer keeps one session: each turn's prompt carries the last answer
+    # The writer keeps one session: each turn's prompt carries the answers before it.
+    step = int(answer * DEFAULT_OUTPUT_SHARE) + _TURN
+    worst_step = answer + _TURN
     lint_fixes = 2 * settings.lint_rounds if lint else 0  # in the lint stage and after the review fix
     return [
         CallKind("generate", prompt, answer),
-        CallKind("self-check", prompt + step, answer),
+        CallKind("self-check", prompt + step, answer, worst_input_tokens=prompt + worst_step),
         CallKind(
             "fix",
             prompt + 2 * step,
             answer,
             expected_calls=DEFAULT_FIX_CALLS,
             worst_calls=lint_fixes + 2,  # + one metadata fix and one review fix
-            worst_input_step=step,
+            worst_input_tokens=prompt + 2 * worst_step,
+            worst_input_step=worst_step,
         ),
         CallKind(
             "review",
-            answer + _TURN,
+            step + _TURN,
             settings.review_max_tokens,
             expected_calls=1 + DEFAULT_FIX_CALLS,
             worst_calls=2,
+            worst_input_tokens=worst_step + _TURN,
         ),
     ]
 
