@@ -112,7 +112,10 @@ async def test_the_job_stops_only_when_the_next_call_does_not_fit_with_nothing_i
         with pytest.raises(BudgetExhausted) as raised:
             await job.caller.call(spec(2, max_tokens=5_000))  # worst case $0.005: can never fit
     message = str(raised.value)
-    assert "spent of $0.0015" in message and "could cost up to $0.0050" in message
+    assert (
+        "$0.000040 spent of $0.001500" in message
+        and "could cost up to $0.005007, more than the $0.001460 left" in message
+    )
     assert "raise --max-cost" in message
     assert provider.started == 2
 

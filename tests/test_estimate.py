@@ -4,6 +4,7 @@ priced before a budgeted job starts."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -166,3 +167,27 @@ def test_the_price_book_resolves_aliases_in_prices() -> None:
         {"models": {"fast": "openai:my-local-llm"}, "prices": {"fast": {"input": 1.0, "output": 2.0}}}
     )
     assert PriceBook.from_config(config).price("openai:my-local-llm") == Price(input=1.0, output=2.0)
+
+
+async def test_a_plans_own_projection_is_what_status_and_the_live_view_show(tmp_path: Path) -> None:
+    from shoal.journal import CallRecord, ItemStatus, Journal
+    from shoal.view import read_status
+
+    path = tmp_path / ".shoal" / "journal.db"
+    journal = Journal.open(path)
+    run_id = await journal.begin_run("plan:p", "shoal run p.md", os.getpid())
+    await journal.set_items("plan:p", ["a.md", "b.md", "c.md", "d.md"], ItemStatus.PENDING)
+    await journal.set_item("plan:p", "a.md", ItemStatus.DONE, stage="phase-1/ship")
+    fields = dict(job="plan:p", run_id=run_id, stage="phase-1/generate", model="openai:m", outcome="ok")
+    await journal.record_call(
+        CallRecord(
+            key="k", scope="plan:p#a.md/writer/haiku", attempt=1, status=200, response="x",
+            finish_reason="stop", input_tokens=10, output_tokens=10, cached_tokens=0, cost_usd=0.01,
+            latency_s=0.1, queue_s=0.0, error=None, created_at=0.0, **fields,
+        )
+    )  # fmt: skip
+    # Linear: $0.01 for 1 of 4 tasks would project $0.04; the plan's own projection says $0.25.
+    snapshot = {"ts": 0.0, "run_id": run_id, "ledger": {"max_cost_usd": None, "projected_usd": 0.25}}
+    journal.snapshot(run_id, snapshot)
+    await journal.close()
+    assert read_status(path)["cost"]["projected_usd"] == 0.25

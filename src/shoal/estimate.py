@@ -173,8 +173,8 @@ class Estimate:
             return None
         if self.expected_total_usd > max_cost_usd:
             return (
-                f"shoal: warning: the expected cost {_money(self.expected_total_usd)} is over the "
-                f"{_money(max_cost_usd)} budget: the job will likely stop before it finishes "
+                f"shoal: warning: the expected cost {_money(self.expected_total_usd)} ({self.basis}) is over "
+                f"the {_money(max_cost_usd)} budget: the job will likely stop before it finishes "
                 "(raise --max-cost to finish it)"
             )
         return None

@@ -32,6 +32,11 @@ class Tally:
         self.cost_usd += cost
 
 
+def _usd(value: float) -> str:
+    """Dollars with enough digits that two different small amounts never print alike."""
+    return f"${value:.4f}" if value >= 0.1 else f"${value:.6f}"
+
+
 class Ledger:
     """Counts what the job spends and keeps it under max_cost_usd.
 
@@ -76,8 +81,8 @@ class Ledger:
         if self._holders == 0:
             left = max(0.0, self.max_cost_usd - self.spent)
             raise BudgetExhausted(
-                f"cost budget reached: ${self.spent:.4f} spent of ${self.max_cost_usd:.4f}; the next call "
-                f"could cost up to ${worst:.4f}, more than the ${left:.4f} left; raise --max-cost "
+                f"cost budget reached: {_usd(self.spent)} spent of {_usd(self.max_cost_usd)}; the next call "
+                f"could cost up to {_usd(worst)}, more than the {_usd(left)} left; raise --max-cost "
                 "(or max_cost_usd in shoal.toml) and run the same command to go on"
             )
         return None
