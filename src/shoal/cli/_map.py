@@ -16,8 +16,6 @@ from ..errors import InputError
 from ..estimate import estimate_map
 from ..jobs import STAGE as MAP_STAGE
 from ..jobs import MapResult, load_schema, plan_map, run_map
-from ..journal import read_usage
-from ..pricing import PriceBook
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import refuse_unpriced, totals_line, with_overrides
@@ -83,21 +81,8 @@ def map_command(
             schema=load_schema(schema) if schema is not None else None,
             max_tokens=max_tokens or config.job.max_tokens,
         )
-        workspace = Workspace(Path.cwd())
-        estimate = estimate_map(
-            plan.job_name,
-            plan.prompts,
-            model_key=ref.key,
-            max_tokens=plan.max_tokens,
-            prices=PriceBook.from_config(config),
-            rows=read_usage(workspace.journal_path, plan.job_name),
-        )
-        say(f"map: {estimate.line()}")
-        warning = estimate.budget_warning(config.job.max_cost_usd)
-        if warning:
-            say(warning)
         async with open_job(
-            workspace=workspace,
+            workspace=Workspace(Path.cwd()),
             config=config,
             name=plan.job_name,
             command=shlex.join(argv),
@@ -105,6 +90,19 @@ def map_command(
             stop=stop,
             providers=providers,
         ) as job:
+            # Estimated once the workspace is ours: the journal's earlier calls of this job inform it.
+            estimate = estimate_map(
+                plan.job_name,
+                plan.prompts,
+                model_key=ref.key,
+                max_tokens=plan.max_tokens,
+                prices=job.ledger.prices,
+                rows=job.journal.usage(plan.job_name),
+            )
+            say(f"map: {estimate.line()}")
+            warning = estimate.budget_warning(config.job.max_cost_usd)
+            if warning:
+                say(warning)
             job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             async with watch_job(job, stages=(MAP_STAGE,)):  # live view on stderr, snapshots for status
                 result = await run_map(plan, job)
