@@ -158,7 +158,7 @@ def test_malformed_plans_exit_2_naming_the_line(workspace: Path, case: str) -> N
     assert f"PLAN.md:{line}:" in lines[0] and message in lines[0]
 
 
-def test_a_cost_budget_with_an_unpriced_model_is_warned_about(workspace: Path) -> None:
+def test_a_cost_budget_with_an_unpriced_model_is_refused(workspace: Path) -> None:
     copy_example(workspace)
     (workspace / "shoal.toml").write_text(
         (workspace / "shoal.toml")
