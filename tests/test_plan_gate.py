@@ -121,7 +121,7 @@ def test_rerun_of_a_finished_plan_does_nothing(workspace: Path) -> None:
     assert again.returncode == 0 and "nothing pending" in again.stderr
 
 
-def test_a_cost_budget_with_an_unpriced_model_is_warned_about(workspace: Path) -> None:
+def test_a_cost_budget_with_an_unpriced_model_is_refused(workspace: Path) -> None:
     copy_example(workspace)
     (workspace / "shoal.toml").write_text(
         (workspace / "shoal.toml")

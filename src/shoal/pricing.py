@@ -7,9 +7,10 @@ pydantic-ai, maintained by the pydantic team), and a model neither knows has no 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from .config import Price
+from .config import Price, ShoalConfig
+from .providers import ModelRef, by_model_key
 from .providers._types import Usage
 
 __all__ = ["BUILTIN_PRICES", "PriceBook", "worst_case_cost"]
@@ -69,6 +70,15 @@ class PriceBook:
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
         self._overrides = dict(overrides or {})
         self._cache: dict[str, Price | None] = {}
+
+    @classmethod
+    def from_config(cls, config: ShoalConfig) -> PriceBook:
+        """The job's price book: shoal.toml's [prices], whose keys may be aliases from [models]."""
+        return cls(by_model_key(config.prices, config))
+
+    def unpriced(self, models: Iterable[ModelRef]) -> list[str]:
+        """The models (provider:model) that have no price at all, sorted."""
+        return sorted({ref.key for ref in models if self.price(ref.key) is None})
 
     def price(self, model_key: str) -> Price | None:
         if model_key in self._overrides:

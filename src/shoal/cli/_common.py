@@ -8,11 +8,11 @@ from pydantic import ValidationError
 
 from ..config import ShoalConfig
 from ..engine import Job
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..pricing import PriceBook
-from ..providers import ModelRef, by_model_key
+from ..providers import ModelRef
 
-__all__ = ["totals_line", "unpriced_warning", "with_overrides"]
+__all__ = ["refuse_unpriced", "totals_line", "with_overrides"]
 
 
 def with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float | None) -> ShoalConfig:
@@ -33,18 +33,16 @@ def with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float
     return config.model_copy(update={"job": job})
 
 
-def unpriced_warning(config: ShoalConfig, models: Iterable[ModelRef]) -> str | None:
-    """A warning when a cost budget is set but some model has no known price (its cost counts as 0)."""
+def refuse_unpriced(config: ShoalConfig, models: Iterable[ModelRef]) -> None:
+    """With a cost budget, every model needs a price: a typo'd or unknown model would count as $0."""
     if config.job.max_cost_usd is None:
-        return None
-    prices = PriceBook(by_model_key(config.prices, config))
-    missing = sorted({ref.key for ref in models if prices.price(ref.key) is None})
-    if not missing:
-        return None
-    return (
-        f"shoal: warning: no price known for {', '.join(missing)}: its calls count as $0 against "
-        "max_cost_usd (add [prices] in shoal.toml)"
-    )
+        return
+    missing = PriceBook.from_config(config).unpriced(models)
+    if missing:
+        raise InputError(
+            f"no price known for {', '.join(missing)}: with a cost budget every model needs one; "
+            "check the model name or give its price under [prices] in shoal.toml"
+        )
 
 
 def totals_line(job: Job) -> str:

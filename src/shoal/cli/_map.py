@@ -13,12 +13,13 @@ import typer
 from ..config import load_config
 from ..engine import Job, StopSignal, Workspace, open_job
 from ..errors import InputError
+from ..estimate import estimate_map
 from ..jobs import STAGE as MAP_STAGE
 from ..jobs import MapResult, load_schema, plan_map, run_map
 from ..preflight import check_max_tokens, check_output_file, check_template, check_workspace
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
-from ._common import totals_line, unpriced_warning, with_overrides
+from ._common import refuse_unpriced, totals_line, with_overrides
 from ._runtime import run_async, say
 
 __all__ = ["map_command"]
@@ -76,9 +77,7 @@ def map_command(
         )
         providers = ProviderSet(config, os.environ)
         providers.check(ref)
-        warning = unpriced_warning(config, [ref])
-        if warning:
-            say(warning)
+        refuse_unpriced(config, [ref])
         plan = plan_map(
             input_path=input_path,
             template=template,
@@ -106,6 +105,20 @@ def map_command(
             stop=stop,
             providers=providers,
         ) as job:
+            # Estimated once the workspace is ours: the journal's earlier calls of this job inform it.
+            estimate = estimate_map(
+                plan.job_name,
+                plan.prompts,
+                model_key=ref.key,
+                max_tokens=plan.max_tokens,
+                prices=job.ledger.prices,
+                rows=job.journal.usage(plan.job_name),
+            )
+            say(f"map: {estimate.line()}")
+            warning = estimate.budget_warning(config.job.max_cost_usd)
+            if warning:
+                say(warning)
+            job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             async with watch_job(job, stages=(MAP_STAGE,)):  # live view on stderr, snapshots for status
                 result = await run_map(plan, job)
             say(_summary(result, job, out))

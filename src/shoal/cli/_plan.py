@@ -10,6 +10,7 @@ from pathlib import Path
 from ..config import ShoalConfig, load_config
 from ..engine import StopSignal, Workspace, open_job
 from ..errors import InputError
+from ..journal import read_usage
 from ..plan import (
     STAGES,
     GateSettings,
@@ -19,15 +20,17 @@ from ..plan import (
     TaskRun,
     brief_for,
     choose_tier,
-    estimate_line,
+    estimate_plan,
+    gate_calls,
     parse_plan,
+    plan_observed,
     tier_order,
 )
 from ..preflight import check_max_tokens, check_plan, check_workspace
 from ..pricing import PriceBook
 from ..providers import ModelRef, ProviderSet, resolve_model
 from ..view import watch_job
-from ._common import totals_line, unpriced_warning, with_overrides
+from ._common import refuse_unpriced, totals_line, with_overrides
 from ._confirm import confirm_launch
 from ._runtime import run_async, say
 
@@ -109,28 +112,33 @@ def run_plan_command(
             providers.check(run.model)
             if run.escalation:
                 providers.check(run.escalation[1])
-        warning = unpriced_warning(
-            config, [r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation]
-        )
-        if warning:
-            say(warning)
+        refuse_unpriced(config, [r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation])
         for ref in {r.model for r in runs} | {r.escalation[1] for r in runs if r.escalation}:
             check_max_tokens(ref, config.job.max_tokens, source="[job] max_tokens")
         check_workspace(root)
         settings = GateSettings(max_tokens=config.job.max_tokens, lint_timeout_s=config.plan.lint_timeout_s)
-        estimate = estimate_line(runs, brief_for(plan), settings, PriceBook(config.prices))
-        if not confirm_launch(_summary(plan, runs, mode, estimate), yes=yes):
+        name = f"plan:{plan.path.resolve()}"
+        observed = plan_observed(name, read_usage(Workspace(root).journal_path, name))
+        calls = gate_calls(brief_for(plan), settings, lint=bool(plan.lint_commands))
+        estimate = estimate_plan(
+            runs, calls, PriceBook.from_config(config), observed, spent_usd=observed.cost_usd
+        )
+        warning = estimate.budget_warning(config.job.max_cost_usd)
+        if warning:
+            say(warning)
+        if not confirm_launch(_summary(plan, runs, mode, estimate.line()), yes=yes):
             say("plan: not started")
             return 3
         async with open_job(
             workspace=Workspace(root),
             config=config,
-            name=f"plan:{plan.path.resolve()}",
+            name=name,
             command=shlex.join(argv),
             env=os.environ,
             stop=stop,
             providers=providers,
         ) as job:
+            job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             runner = PlanRun(plan, job, runs, root=root, settings=settings, mode=mode)
             phases = sorted({r.task.phase for r in runs})
             stages = [f"phase-{n}/{stage}" for n in phases for stage in STAGES]
@@ -161,6 +169,8 @@ async def _with_canary(runner: PlanRun, runs: list[TaskRun], canary: int, yes: b
 
 
 def _report(result: PlanResult, argv: list[str]) -> None:
+    for line in result.projections:
+        say(f"plan: cost {line}")
     for name, reason in result.needs_review.items():
         say(f"  needs-review: {name}: {reason}")
     if result.systemic:

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 
 from ..config import ShoalConfig, load_config
 from ..engine import StopSignal, Workspace, open_job
+from ..estimate import workflow_estimate_line
+from ..journal import read_usage
 from ..preflight import check_workspace
-from ..pricing import PriceBook, worst_case_cost
-from ..providers import ModelRef, ProviderSet, resolve_model
+from ..pricing import PriceBook
+from ..providers import ModelRef, ProviderSet
 from ..view import watch_job
-from ._common import with_overrides
+from ._common import refuse_unpriced, with_overrides
 from ._confirm import confirm_launch
 from ._runtime import run_async, say
 
@@ -27,9 +29,6 @@ if TYPE_CHECKING:
     from ..workflows import Outline, RunSettings, WorkflowResult
 
 __all__ = ["run_workflow_command"]
-
-_TYPICAL_PROMPT = 2_000  # tokens; agents with tools grow their conversations
-_REQUESTS_PER_AGENT = 3
 
 
 def _models(
@@ -41,18 +40,18 @@ def _models(
     return default, {name: agent_model(name, default_model, config) for name in names}
 
 
-def _estimate(default: ModelRef, config: ShoalConfig, max_tokens: int, max_agents: int) -> str:
-    prices = PriceBook({resolve_model(name, config).key: price for name, price in config.prices.items()})
-    per_request = worst_case_cost(prices.price(default.key), _TYPICAL_PROMPT, max_tokens)
-    bound = per_request * max_agents * _REQUESTS_PER_AGENT
-    return (
-        f"Estimate: up to ${per_request:.4f} per model request on {default} (~{_TYPICAL_PROMPT:,}-token "
-        f"prompts, {max_tokens:,}-token answers); at the agent cap, about ${bound:.2f} if each agent "
-        f"makes {_REQUESTS_PER_AGENT} requests. Calls finished in an earlier run are replayed free."
+def _estimate(default: ModelRef, config: ShoalConfig, settings: RunSettings, root: Path) -> str:
+    name = f"workflow:{settings.name}"
+    return workflow_estimate_line(
+        default.key,
+        max_tokens=settings.max_tokens,
+        max_agents=settings.max_agents,
+        prices=PriceBook.from_config(config),
+        rows=read_usage(Workspace(root).journal_path, name),
     )
 
 
-def _summary(target: Path, settings: RunSettings, seen: Outline, config: ShoalConfig) -> str:
+def _summary(target: Path, settings: RunSettings, seen: Outline, config: ShoalConfig, root: Path) -> str:
     default, named = _models(seen.models, settings.default_model, config)
     models = ", ".join(
         [f"default {default}", *(f"{n} -> {ref}" for n, ref in named.items() if n != str(ref))]
@@ -74,7 +73,7 @@ def _summary(target: Path, settings: RunSettings, seen: Outline, config: ShoalCo
         f"  Commands agents may run: {', '.join(settings.allowed_commands) or 'none'}",
         f"  Caps: concurrency {caps.concurrency}, {settings.max_agents:,} agents per run, tokens {budget}, "
         f"cost {cost}",
-        "  " + _estimate(default, config, settings.max_tokens, settings.max_agents),
+        "  " + _estimate(default, config, settings, root),
     ]
     return "\n".join(lines)
 
@@ -116,7 +115,8 @@ def run_workflow_command(
         for ref in {default, *named.values()}:
             providers.check(ref)
         check_workspace(root)
-        if not confirm_launch(_summary(target, settings, seen, config), yes=yes):
+        refuse_unpriced(config, [default, *named.values()])
+        if not confirm_launch(_summary(target, settings, seen, config, root), yes=yes):
             say("workflow: not started")
             return 3
         async with open_job(

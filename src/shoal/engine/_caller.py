@@ -234,7 +234,11 @@ class ModelCaller:
         else:
             await self._slots.acquire()  # a free slot is taken without waiting
         try:
-            reservation = self._ledger.reserve(model_key, demand.input_tokens, demand.max_tokens)
+            reservation = self._ledger.try_reserve(model_key, demand.input_tokens, demand.max_tokens)
+            if reservation is None:  # near the cost limit: wait for the calls in flight to settle
+                reservation = await self._interruptible(
+                    self._ledger.reserve(model_key, demand.input_tokens, demand.max_tokens)
+                )
             try:
                 permit = budget.try_acquire(demand)
                 if permit is None:

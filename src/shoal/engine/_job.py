@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .._clock import Clock, SystemClock
 from ..budget import BudgetBook, BudgetSettings
-from ..config import ModelLimits, Price, ShoalConfig
+from ..config import ModelLimits, ShoalConfig
 from ..journal import Journal, RunStatus, WorkspaceLock
 from ..pricing import PriceBook
 from ..providers import ProviderSet, by_model_key
@@ -79,7 +79,6 @@ async def open_job(
     clock = clock or SystemClock()
     rng = rng or random.Random()
     limits: dict[str, ModelLimits] = by_model_key(config.limits, config)
-    prices: dict[str, Price] = by_model_key(config.prices, config)
     lock = WorkspaceLock(workspace.lock_path)
     lock.acquire(command)
     try:
@@ -88,7 +87,9 @@ async def open_job(
             run_id = await journal.begin_run(name, command, os.getpid())
             settings = config.job
             ledger = Ledger(
-                PriceBook(prices), max_cost_usd=settings.max_cost_usd, spent_before=journal.spent(name)
+                PriceBook.from_config(config),
+                max_cost_usd=settings.max_cost_usd,
+                spent_before=journal.spent(name),
             )
             budgets = BudgetBook(
                 limits,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ..errors import BudgetExhausted
@@ -31,11 +32,19 @@ class Tally:
         self.cost_usd += cost
 
 
+def _usd(value: float) -> str:
+    """Dollars with enough digits that two different small amounts never print alike."""
+    return f"${value:.4f}" if value >= 0.1 else f"${value:.6f}"
+
+
 class Ledger:
-    """Counts what the job spends and refuses a call that could take it past max_cost_usd.
+    """Counts what the job spends and keeps it under max_cost_usd.
 
     Every call in flight holds a reservation of its worst case (all input uncached, the whole
-    answer budget used), so the limit holds even with many calls in flight at once.
+    answer budget used), so the limit holds even with many calls in flight at once. Near the
+    limit a call whose worst case does not fit waits for the calls in flight to settle (they
+    usually cost far less than they reserved), so concurrency falls instead of the job stopping;
+    only a call that does not fit with nothing in flight stops the job.
     """
 
     def __init__(self, prices: PriceBook, *, max_cost_usd: float | None, spent_before: float = 0.0) -> None:
@@ -47,24 +56,60 @@ class Ledger:
         self.by_stage: dict[str, Tally] = {}
         self.reserved = 0.0
         self.unpriced: set[str] = set()
+        self.projected_usd: float | None = None  # the job's latest cost projection, when it makes one
+        self._holders = 0  # reservations outstanding: calls in flight that may still cost money
+        self._waiters: list[asyncio.Future[None]] = []
 
     @property
     def spent(self) -> float:
         """Dollars spent by this job, earlier runs included."""
         return self.spent_before + self.total.cost_usd
 
-    def reserve(self, model_key: str, input_tokens: int, max_tokens: int) -> float:
-        worst = worst_case_cost(self.prices.price(model_key), input_tokens, max_tokens)
-        if self.max_cost_usd is not None and self.spent + self.reserved + worst > self.max_cost_usd:
+    def worst_case(self, model_key: str, input_tokens: int, max_tokens: int) -> float:
+        return worst_case_cost(self.prices.price(model_key), input_tokens, max_tokens)
+
+    def try_reserve(self, model_key: str, input_tokens: int, max_tokens: int) -> float | None:
+        """Reserve a call's worst case if it fits now; None if it must wait for calls in flight.
+
+        Raises BudgetExhausted when it does not fit even with nothing in flight.
+        """
+        worst = self.worst_case(model_key, input_tokens, max_tokens)
+        if self.max_cost_usd is None or self.spent + self.reserved + worst <= self.max_cost_usd:
+            self.reserved += worst
+            self._holders += 1
+            return worst
+        if self._holders == 0:
+            left = max(0.0, self.max_cost_usd - self.spent)
             raise BudgetExhausted(
-                f"cost budget reached: ${self.spent:.4f} spent of ${self.max_cost_usd:.2f}; "
-                f"the next call could cost up to ${worst:.4f}"
+                f"cost budget reached: {_usd(self.spent)} spent of {_usd(self.max_cost_usd)}; the next call "
+                f"could cost up to {_usd(worst)}, more than the {_usd(left)} left; raise --max-cost "
+                "(or max_cost_usd in shoal.toml) and run the same command to go on"
             )
-        self.reserved += worst
-        return worst
+        return None
+
+    async def reserve(self, model_key: str, input_tokens: int, max_tokens: int) -> float:
+        """Reserve a call's worst case, waiting while calls in flight hold the rest of the budget."""
+        while True:
+            reservation = self.try_reserve(model_key, input_tokens, max_tokens)
+            if reservation is not None:
+                return reservation
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
 
     def release(self, reservation: float) -> None:
         self.reserved = max(0.0, self.reserved - reservation)
+        self._holders = max(0, self._holders - 1)
+        if self._holders == 0:
+            self.reserved = 0.0  # no float residue once nothing is in flight
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:  # each re-checks: the spent money is recorded before the release
+            if not waiter.done():
+                waiter.set_result(None)
 
     def cost_of(self, model_key: str, usage: Usage) -> float:
         cost = self.prices.cost(model_key, usage)

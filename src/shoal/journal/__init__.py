@@ -3,5 +3,15 @@
 from ._lock import WorkspaceLock
 from ._records import CallRecord, ItemStatus, RunStatus, StoredCall
 from ._store import Journal
+from ._usage import UsageRow, read_usage
 
-__all__ = ["CallRecord", "ItemStatus", "Journal", "RunStatus", "StoredCall", "WorkspaceLock"]
+__all__ = [
+    "CallRecord",
+    "ItemStatus",
+    "Journal",
+    "RunStatus",
+    "StoredCall",
+    "UsageRow",
+    "WorkspaceLock",
+    "read_usage",
+]

@@ -18,6 +18,7 @@ from typing import Any
 
 from .._clock import Clock, SystemClock
 from ._records import CallRecord, ItemStatus, RunStatus, StoredCall
+from ._usage import UsageRow, usage_rows
 
 __all__ = ["Journal"]
 
@@ -344,6 +345,10 @@ class Journal:
     def spent(self, job: str) -> float:
         row = self._reader.execute("SELECT COALESCE(sum(cost_usd), 0) FROM calls WHERE job = ?", (job,))
         return float(row.fetchone()[0])
+
+    def usage(self, job: str) -> list[UsageRow]:
+        """Token usage of every call of `job`, for the cost estimator's projections."""
+        return usage_rows(self._reader, job)
 
     def load_session(self, session_id: str) -> Any | None:
         row = self._reader.execute("SELECT messages FROM sessions WHERE id = ?", (session_id,)).fetchone()

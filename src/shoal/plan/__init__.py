@@ -1,8 +1,9 @@
 """Markdown batch plans: parse, tier, run through the gate, write statuses back."""
 
+from ._estimate import estimate_plan, gate_calls, plan_observed
 from ._model import Phase, Plan, Task, TierRule
 from ._parse import parse_plan
-from ._runner import PlanResult, PlanRun, brief_for, estimate_line
+from ._runner import PlanResult, PlanRun, brief_for
 from ._stages import STAGES, GateSettings, TaskRun
 from ._tiering import TierChoice, choose_tier, tier_order
 from ._write import StatusUpdate, write_statuses
@@ -21,8 +22,10 @@ __all__ = [
     "TierRule",
     "brief_for",
     "choose_tier",
-    "estimate_line",
+    "estimate_plan",
+    "gate_calls",
     "parse_plan",
+    "plan_observed",
     "tier_order",
     "write_statuses",
 ]

@@ -9,20 +9,18 @@ then left `needs-review`; it is never shipped.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._tokens import estimate_tokens
 from ..engine import Job, LocalExecutor, Stopped
 from ..errors import BudgetExhausted, ModelCallError
 from ..gate import writer_brief
 from ..journal import ItemStatus, RunStatus
-from ..pricing import PriceBook, worst_case_cost
+from ._estimate import estimate_plan, gate_calls, plan_observed
 from ._model import Plan
 from ._stages import STAGES, GateSettings, StageRunner, TaskRun
 
-__all__ = ["PlanResult", "PlanRun", "estimate_line"]
+__all__ = ["PlanResult", "PlanRun"]
 
 SYSTEMIC_MIN = 3
 
@@ -33,37 +31,13 @@ class PlanResult:
     needs_review: dict[str, str] = field(default_factory=dict)
     systemic: str | None = None
     stopped: str | None = None
+    projections: list[str] = field(default_factory=list)  # the cost re-projected after each phase
 
     @property
     def exit_code(self) -> int:
         if self.stopped:
             return 3
         return 1 if (self.needs_review or self.systemic) else 0
-
-
-def estimate_line(runs: Iterable[TaskRun], brief: str, settings: GateSettings, prices: PriceBook) -> str:
-    """A rough figure shown before launch: typical tokens and an upper bound in dollars."""
-    brief_tokens = estimate_tokens(brief)
-    typical_in = typical_out = 0
-    typical_cost = worst = 0.0
-    for run in runs:
-        prompt = brief_tokens + 40
-        calls_in = [
-            prompt,
-            prompt + settings.max_tokens,
-            settings.max_tokens + 300,
-        ]  # write, self-check, review
-        calls_out = [settings.max_tokens, settings.max_tokens, settings.review_max_tokens]
-        price = prices.price(run.model.key)
-        for tokens_in, tokens_out in zip(calls_in, calls_out, strict=True):
-            typical_in += tokens_in
-            typical_out += int(tokens_out * 0.6)
-            typical_cost += worst_case_cost(price, tokens_in, int(tokens_out * 0.6))
-            worst += worst_case_cost(price, tokens_in, tokens_out)
-    return (
-        f"Estimate: ~{typical_in:,} input and ~{typical_out:,} output tokens, about ${typical_cost:.4f} "
-        f"(${worst:.4f} if every answer used its whole budget; fixes and escalations add to this)"
-    )
 
 
 class PlanRun:
@@ -83,6 +57,7 @@ class PlanRun:
         self.mode = mode
         self.brief = brief_for(plan)
         self.stages = StageRunner(plan, job, root=root, brief=self.brief, settings=settings)
+        self.calls = gate_calls(self.brief, settings, lint=bool(plan.lint_commands))
         self.result = PlanResult()
 
     async def run(self, runs: list[TaskRun] | None = None, *, mode: str | None = None) -> PlanResult:
@@ -100,6 +75,7 @@ class PlanRun:
                 await self._phased(batch)
             if self.result.systemic or not self.job.stop.running:
                 break
+            self._project(phase.number, [r for r in selected if r.task.phase > phase.number])
         self.finish()
         return self.result
 
@@ -110,6 +86,27 @@ class PlanRun:
         else:
             failed = self.result.needs_review or self.result.systemic
             self.job.status = RunStatus.FAILED if failed else RunStatus.DONE
+
+    def _project(self, phase: int, later: list[TaskRun]) -> None:
+        """After a phase: the rest of the plan's cost again, from the tokens and escalations seen so far."""
+        if not later:
+            return
+        observed = plan_observed(self.job.name, self.job.journal.usage(self.job.name))
+        ledger = self.job.ledger
+        estimate = estimate_plan(later, self.calls, ledger.prices, observed, spent_usd=ledger.spent)
+        ledger.projected_usd = estimate.expected_total_usd
+        self.job.journal.event(
+            self.job.run_id,
+            "projection",
+            None,
+            after_phase=phase,
+            tasks=len(later),
+            **estimate.journal_detail(),
+        )
+        self.result.projections.append(
+            f"after phase {phase}: ${estimate.spent_usd:.4f} spent, about ${estimate.expected_usd:.4f} more "
+            f"expected for {len(later)} task(s) ({estimate.basis}): ${estimate.expected_total_usd:.4f} in all"
+        )
 
     async def _stage(self, run: TaskRun, stage: str) -> None:
         if self.result.systemic:

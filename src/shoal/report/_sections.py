@@ -230,6 +230,26 @@ def _cost_rows(groups: dict[str, list[CallRow]]) -> list[list[str]]:
     return rows
 
 
+def _estimate_rows(data: ReportData, actual: float) -> list[list[str]]:
+    """The journaled estimates ("estimate" before a run, "projection" after a plan's phase), in order."""
+    rows = []
+    for event in data.events:
+        if event.kind not in ("estimate", "projection"):
+            continue
+        detail = event.detail
+        spent = float(detail.get("spent_usd", 0.0))
+        expected = spent + float(detail.get("expected_usd", 0.0))
+        worst = spent + float(detail.get("worst_usd", 0.0))
+        when = (
+            f"before run {event.run_id}"
+            if event.kind == "estimate"
+            else f"after phase {detail.get('after_phase')} (run {event.run_id})"
+        )
+        ratio = f"{actual / expected:.2f}x" if expected > 0 else "-"
+        rows.append([when, money(expected), money(worst), money(actual), ratio])
+    return rows
+
+
 def cost_section(data: ReportData) -> Section:
     section = Section("Cost by model, phase and stage")
     cost = data.status["cost"]
@@ -237,6 +257,19 @@ def cost_section(data: ReportData) -> Section:
     if cost.get("max_usd") is not None:
         text += f", against a budget of {money(cost['max_usd'])}"
     section.paragraphs.append(text + ". Tokens count every attempt, failed ones included.")
+    estimates = _estimate_rows(data, cost["spent_usd"])
+    if estimates:
+        section.paragraphs.append(
+            "Estimate against actual: the expected cost shown before each run and, for plans, "
+            "re-projected after each phase from the tokens and escalations seen so far."
+        )
+        section.tables.append(
+            Table(
+                ["estimate", "expected", "worst case", "actual", "actual / expected"],
+                estimates,
+                numeric=frozenset({1, 2, 3, 4}),
+            )
+        )
     dimensions: list[tuple[str, dict[str, list[CallRow]]]] = [("model", {}), ("phase", {}), ("stage", {})]
     for call in data.calls:
         dimensions[0][1].setdefault(call.model, []).append(call)

@@ -57,5 +57,6 @@ def capture(job: Job, *, stages: Sequence[str] = ()) -> dict[str, Any]:
             "reserved_usd": ledger.reserved,
             "max_cost_usd": ledger.max_cost_usd,
             "unpriced": sorted(ledger.unpriced),
+            "projected_usd": ledger.projected_usd,
         },
     }

@@ -304,8 +304,8 @@ class _Reader:
         spent = totals["job"].cost_usd
         ledger: dict[str, Any] = snap.get("ledger") or {}
         finished = items["done"] + items["failed"] + items["needs_review"]
-        projected = None
-        if items["total"] and finished and spent:
+        projected = ledger.get("projected_usd")  # a job's own projection (a plan's, after each phase)
+        if projected is None and items["total"] and finished and spent:
             projected = spent / finished * items["total"]
         return {
             "spent_usd": round(spent, 8),
