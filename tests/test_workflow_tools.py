@@ -99,6 +99,41 @@ async def test_the_run_tool_runs_allowed_commands_in_the_workspace(room: Path) -
     assert not (room / "x").exists()
 
 
+async def test_the_run_tool_refuses_a_symlink_that_leads_out_of_the_workspace(room: Path) -> None:
+    tools = WorkspaceTools(room, ("cat", "ls"))
+    escapes = ("cat escape", "cat outdir/secret.txt", "ls outdir", "cat --file=escape", "cat ./src/../escape")
+    for command in escapes:
+        reply = await tools.run(command)
+        assert reply.startswith("refused:") and "outside the workspace" in reply, command
+        assert "outside\n" not in reply
+    (room / "inner").symlink_to(room / "src" / "app.py")  # a link that stays inside is fine
+    assert "print('hi')" in await tools.run("cat inner")
+
+
+async def test_commands_see_no_secrets_and_their_output_is_redacted(room: Path) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "OPENAI_API_KEY": "sk-test-openai-0123456789",
+        "GITHUB_TOKEN": "ghp-test-0123456789",
+        "AWS_SECRET_ACCESS_KEY": "aws-test-0123456789",
+        "MY_PROVIDER_VAR": "custom-key-0123456789",  # named by a provider's api_key_env
+        "DATABASE_URL": "postgres://user:hunter2-password@db/x",
+        "LANG": "C.UTF-8",
+    }
+    tools = WorkspaceTools(room, ("python",), env=env, hidden=["MY_PROVIDER_VAR"])
+    (room / "env.py").write_text("import os\nprint(sorted(os.environ))\n")
+    shown = await tools.run("python env.py")
+    assert shown.startswith("exit code 0")
+    for name in env.keys() - {"PATH", "LANG"}:
+        assert name not in shown
+    assert "LANG" in shown and "PATH" in shown
+    # A command that prints a key it found some other way: the value is redacted from the output.
+    (room / "leak.py").write_text("print('sk-test-openai-0123456789 and custom-key-0123456789')\n")
+    leaked = await tools.run("python leak.py")
+    assert "sk-test-openai" not in leaked and "custom-key" not in leaked
+    assert leaked.count("[redacted]") == 2
+
+
 # -- agents with tools, through a scripted pydantic-ai model -------------------------------
 
 Script = Callable[[list[ModelMessage], AgentInfo, int], ModelResponse]

@@ -239,7 +239,9 @@ async def _run(
         listed: list[Any] = list(functions)
         if tool_names:
             where = await _workspace_for(runtime, path)
-            listed = [*builtin_tools(tool_names, where, runtime.settings.allowed_commands), *listed]
+            hidden = [p.api_key_env for p in job.config.providers.values() if p.api_key_env]
+            allowed = runtime.settings.allowed_commands
+            listed = [*builtin_tools(tool_names, where, allowed, hidden=hidden), *listed]
         previous = _previous_results(job.journal.load_session(session.session_id))
         toolsets.append(_ReplayingToolset(FunctionToolset(listed), previous=previous))
     retries = runtime.settings.output_retries
