@@ -150,6 +150,23 @@ def test_the_dashboard_refuses_a_missing_or_wrong_token(workspace: Path) -> None
         assert status["job"] is None and "no journal" in status["note"]
 
 
+def test_the_dashboard_refuses_a_host_other_than_loopback(workspace: Path) -> None:
+    """DNS rebinding: a page on another name that resolves to 127.0.0.1 gets nothing, token or not."""
+    with dashboard(workspace, clean_env()) as url:
+        parts = urlsplit(url)
+        token = parts.query.removeprefix("token=")
+        target = f"{parts.scheme}://{parts.netloc}/api/status?token={token}"
+        for host in (f"evil.example:{parts.port}", "evil.example", f"127.0.0.1.evil.example:{parts.port}"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(urllib.request.Request(target, headers={"Host": host}), timeout=5)
+            refused.value.close()
+            assert refused.value.code == 400, host
+        for host in (f"localhost:{parts.port}", f"127.0.0.1:{parts.port}", "localhost"):
+            request = urllib.request.Request(target, headers={"Host": host})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200, host
+
+
 def test_status_and_dashboard_agree_during_and_after_a_run(workspace: Path) -> None:
     write_records(workspace / "in.jsonl", 30)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 6\n")
