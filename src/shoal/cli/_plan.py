@@ -133,6 +133,7 @@ def run_plan_command(
                 result = await (_with_canary(runner, runs, canary, yes) if canary else runner.run())
             verdicts = f"{len(result.shipped)} shipped, {len(result.needs_review)} need review"
             say(f"plan: {verdicts}; {totals_line(job)}")
+            say(result.gate_line())
         _report(result, argv)
         return result.exit_code
 
@@ -144,6 +145,7 @@ async def _with_canary(runner: PlanRun, runs: list[TaskRun], canary: int, yes: b
     first, rest = runs[:canary], runs[canary:]
     result = await runner.run(first, mode="pipeline")
     say(f"canary: {len(result.shipped)} shipped, {len(result.needs_review)} need review")
+    say(f"canary {result.gate_line()}")
     for name, reason in result.needs_review.items():
         say(f"  needs-review: {name}: {reason}")
     if not rest or result.stopped or result.systemic:

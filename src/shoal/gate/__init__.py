@@ -1,6 +1,6 @@
 """The quality gate between the model and the user's files: lint, spot-check, review, ship."""
 
-from ._files import write_atomic
+from ._files import new_file_mode, write_atomic
 from ._lint import LintResult, run_lint
 from ._prompts import (
     REVIEW_SCHEMA,
@@ -32,6 +32,7 @@ __all__ = [
     "ship_file",
     "spot_check",
     "task_prompt",
+    "new_file_mode",
     "write_atomic",
     "writer_brief",
 ]

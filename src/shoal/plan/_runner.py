@@ -21,6 +21,7 @@ from ..journal import ItemStatus, RunStatus
 from ..pricing import PriceBook, worst_case_cost
 from ._model import Plan
 from ._stages import STAGES, GateSettings, StageRunner, TaskRun
+from ._tally import GateTally
 
 __all__ = ["PlanResult", "PlanRun", "estimate_line"]
 
@@ -33,6 +34,10 @@ class PlanResult:
     needs_review: dict[str, str] = field(default_factory=dict)
     systemic: str | None = None
     stopped: str | None = None
+    gate: GateTally = field(default_factory=GateTally)
+
+    def gate_line(self) -> str:
+        return self.gate.line(self.shipped, self.needs_review)
 
     @property
     def exit_code(self) -> int:
@@ -83,7 +88,7 @@ class PlanRun:
         self.mode = mode
         self.brief = brief_for(plan)
         self.stages = StageRunner(plan, job, root=root, brief=self.brief, settings=settings)
-        self.result = PlanResult()
+        self.result = PlanResult(gate=self.stages.tally)
 
     async def run(self, runs: list[TaskRun] | None = None, *, mode: str | None = None) -> PlanResult:
         selected = self.runs if runs is None else runs

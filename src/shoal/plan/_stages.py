@@ -35,6 +35,7 @@ from ..gate import (
 from ..journal import ItemStatus
 from ..providers import Message, ModelRef, ModelRequest
 from ._model import Plan, Task
+from ._tally import GateTally
 from ._tiering import TierChoice
 from ._write import StatusUpdate, write_statuses
 
@@ -95,6 +96,7 @@ class StageRunner:
         self.fields = required_fields(plan.content_rules)
         self._plan_lock = asyncio.Lock()
         self._registry_lock = asyncio.Lock()
+        self.tally = GateTally()  # what the gate did, for the summary
         self.stages: dict[str, Callable[[TaskRun], Awaitable[None]]] = {
             "generate": self.generate,
             "self-check": self.self_check,
@@ -114,6 +116,7 @@ class StageRunner:
         return f"phase-{run.task.phase}/{stage}"
 
     def event(self, run: TaskRun, stage: str, outcome: str, **detail: Any) -> None:
+        self.tally.record(run.task.filename, stage, outcome, detail)
         self.job.journal.event(
             self.job.run_id,
             "stage",

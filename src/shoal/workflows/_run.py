@@ -5,8 +5,6 @@ turned into a report and an exit code (0 done, 1 some agents failed or the scrip
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ import pydantic_core
 
 from ..engine import Job, Stopped, StopState
 from ..errors import BudgetExhausted, UsageError
+from ..gate import write_atomic
 from ..journal import RunStatus
 from ._definition import Workflow
 from ._errors import AgentCapExceeded, AgentFailed
@@ -60,13 +59,7 @@ def _render(value: Any) -> str:
 
 
 def _write_report(path: Path, value: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(_render(value))
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
+    write_atomic(path, _render(value))  # a rewritten report keeps its permissions
     return path
 
 
