@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,7 @@ from ..jobs import MapResult, load_schema, plan_map, run_map
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import totals_line, unpriced_warning, with_overrides
-from ._runtime import run_async, say
+from ._runtime import resume_argv, run_async, say
 
 __all__ = ["map_command"]
 
@@ -59,7 +58,7 @@ def map_command(
     config_path: Annotated[Path | None, typer.Option("--config", help="shoal.toml to use.")] = None,
 ) -> None:
     """Run one prompt template over every record of INPUT; results are appended to OUT."""
-    argv = ["shoal", *sys.argv[1:]]
+    argv = resume_argv()
 
     async def main(stop: StopSignal) -> int:
         if (prompt is None) == (prompt_file is None):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from pathlib import Path
 
 from ..config import ShoalConfig, load_config
@@ -28,7 +27,7 @@ from ..providers import ModelRef, ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import totals_line, unpriced_warning, with_overrides
 from ._confirm import confirm_launch
-from ._runtime import run_async, say
+from ._runtime import resume_argv, run_async, say
 
 __all__ = ["run_plan_command"]
 
@@ -90,7 +89,7 @@ def run_plan_command(
     max_cost: float | None,
     config_path: Path | None,
 ) -> int:
-    argv = ["shoal", *sys.argv[1:]]
+    argv = resume_argv()
 
     async def main(stop: StopSignal) -> int:
         if mode not in ("phased", "pipeline"):

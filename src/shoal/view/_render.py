@@ -14,7 +14,13 @@ from ._format import count, duration, money, percent
 
 __all__ = ["compact_line", "render_status"]
 
-_STATE_STYLE = {"running": "bold green", "done": "bold", "failed": "bold red", "stopped": "bold yellow"}
+_STATE_STYLE = {
+    "running": "bold green",
+    "done": "bold",
+    "failed": "bold red",
+    "stopped": "bold yellow",
+    "interrupted": "bold yellow",
+}
 _ITEM_COLUMNS = (
     ("pending", "pending"),
     ("running", "running"),
@@ -155,8 +161,12 @@ def _footer(status: dict[str, Any]) -> list[Text]:
                 f"{'' if rate is None else f' at {rate:.1f}/min'}, ETA {duration(progress['eta_s'])}"
             )
         )
-    elif status["run"]["state"] == "died":
-        lines.append(Text("the job's process is gone; run the same command again to resume", style="yellow"))
+    elif status["run"]["state"] == "interrupted":
+        lines.append(
+            Text(
+                "interrupted: the job's process is gone; run the same command again to resume", style="yellow"
+            )
+        )
     return lines
 
 

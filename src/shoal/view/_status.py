@@ -30,6 +30,7 @@ _RECENT_S = 60.0  # window for throughput, ETA and budget use
 _MIN_WINDOW_S = 5.0
 _STALE_S = 10.0  # a snapshot older than this no longer proves the job is alive
 _SLACK_S = 5.0  # calls are written slightly out of created_at order
+_PID_START_SLACK_S = 2.0  # /proc's boot time has whole seconds; a process starts before its run
 
 
 def item_key(status: str) -> str:
@@ -84,14 +85,35 @@ def read_status(
         return {**base, **_Reader(conn, run, snapshot, now, cache or CallTotalsCache()).build()}
 
 
-def _pid_alive(pid: int) -> bool:
+def _proc_start(pid: int) -> tuple[str, float] | None:
+    """(state letter, start time on the wall clock) of a process, from Linux's /proc; None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _pid_alive(pid: int, started_at: float) -> bool:
+    """Whether the run's process still runs: not gone, not a zombie (killed, not yet reaped), and
+    not a newer process that was given the same pid after the run's own died."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    found = _proc_start(pid)
+    if found is None:
         return True
-    return True
+    state, started = found
+    return state not in ("Z", "X") and started <= started_at + _PID_START_SLACK_S
 
 
 class _Reader:
@@ -117,7 +139,8 @@ class _Reader:
         if self.run.status != "running":
             return self.run.status
         fresh = self.snapshot is not None and self.now - float(self.snapshot.get("ts", 0)) <= _STALE_S
-        return "running" if fresh or _pid_alive(self.run.pid) else "died"
+        alive = fresh or _pid_alive(self.run.pid, self.run.started_at)
+        return "running" if alive else "interrupted"
 
     def _stage(self, name: str) -> _Stage:
         stage = self.stages.get(name)
