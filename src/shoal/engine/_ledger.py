@@ -47,6 +47,7 @@ class Ledger:
         self.by_stage: dict[str, Tally] = {}
         self.reserved = 0.0
         self.unpriced: set[str] = set()
+        self.max_tokens: dict[str, int] = {}  # per model, the answer budget of its latest call
 
     @property
     def spent(self) -> float:
@@ -54,6 +55,7 @@ class Ledger:
         return self.spent_before + self.total.cost_usd
 
     def reserve(self, model_key: str, input_tokens: int, max_tokens: int) -> float:
+        self.max_tokens[model_key] = max_tokens
         worst = worst_case_cost(self.prices.price(model_key), input_tokens, max_tokens)
         if self.max_cost_usd is not None and self.spent + self.reserved + worst > self.max_cost_usd:
             raise BudgetExhausted(

@@ -20,6 +20,7 @@ from ..journal import ItemStatus
 from ._cache import CallTotalsCache
 from ._format import phase_of
 from ._readonly import RunRow, latest_run, latest_snapshot, reading, table_exists
+from ._reservation import reservation_check
 from ._tally import CallTally
 
 __all__ = ["STATUS_VERSION", "UNASSIGNED_STAGE", "item_key", "read_status"]
@@ -134,6 +135,8 @@ class _Reader:
         self.live = self.state == "running"
         self.stages: dict[str, _Stage] = {}
         self.events: dict[tuple[bool, str], int] = {}
+        # Per model, output and input tokens of the calls answered in the recent window.
+        self.answered: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
 
     def _state(self) -> str:
         if self.run.status != "running":
@@ -257,7 +260,8 @@ class _Reader:
             lambda: {"rpm": 0.0, "tpm": 0.0, "itpm": 0.0, "otpm": 0.0}
         )
         rows = self.conn.execute(
-            "SELECT model, created_at, input_tokens, output_tokens FROM calls WHERE job = ? ORDER BY id DESC",
+            "SELECT model, created_at, input_tokens, output_tokens, outcome FROM calls WHERE job = ? "
+            "ORDER BY id DESC",
             (self.run.job,),
         )
         for row in rows:
@@ -267,6 +271,10 @@ class _Reader:
             if created < since:
                 continue
             entry = used[str(row["model"])]
+            if row["outcome"] == "ok":
+                answered = self.answered[str(row["model"])]
+                answered[0].append(int(row["output_tokens"]))
+                answered[1].append(int(row["input_tokens"]))
             entry["rpm"] += 1
             entry["itpm"] += int(row["input_tokens"])
             entry["otpm"] += int(row["output_tokens"])
@@ -296,6 +304,7 @@ class _Reader:
                 "run": {**tallies["run"].as_dict(), "retries": events.get((True, f"retry@{key}"), 0)},
                 "budget": None,
                 "usage": None,
+                "reservation": None,
             }
             if budget is not None and self.live:
                 limits = {k: float(v) for k, v in (budget.get("limits") or {}).items()}
@@ -306,6 +315,9 @@ class _Reader:
                     "per_minute": {k: rates.get(k, 0.0) for k in limits},
                     "percent": {k: 100.0 * rates.get(k, 0.0) / v for k, v in limits.items() if v > 0},
                 }
+                outputs, inputs = self.answered.get(key, ([], []))
+                reserving = budget.get("max_tokens")
+                entry["reservation"] = reservation_check(reserving, limits, rates, outputs, inputs)
             out.append(entry)
         return out
 
