@@ -63,6 +63,39 @@ def _write_report(path: Path, value: Any) -> Path:
     return path
 
 
+async def _report_failure(result: WorkflowResult, root: Path) -> None:
+    """A run that ended on an error still writes its report: what the finished agents did is not
+    lost with the one that failed."""
+    if result.error is None or result.stopped is not None:
+        return
+    runtime = result.runtime
+    await runtime.job.journal.flush()
+    path = report_path(root, runtime.settings.name)
+    result.report = await asyncio.to_thread(_write_failure_report, path, runtime, result.error)
+
+
+def _write_failure_report(path: Path, runtime: Runtime, error: str) -> Path:
+    job = runtime.job
+    rows = job.journal.query(
+        "SELECT item, status, output, error FROM items WHERE job = ? AND status IN ('done', 'failed') "
+        "ORDER BY rowid",
+        (job.name,),
+    )
+    lines = [f"# Workflow {runtime.settings.name}: did not finish", "", error, ""]
+    failed = [row for row in rows if row["status"] == "failed"]
+    done = [row for row in rows if row["status"] == "done"]
+    if failed:
+        lines += ["## Failed agents", ""]
+        lines += [f"- `{row['item']}`: {row['error'] or 'failed'}" for row in failed]
+        lines.append("")
+    lines += [f"## Finished agents ({len(done)})", ""]
+    lines += [f"- `{row['item']}`: {' '.join(str(row['output'] or '').split())}" for row in done]
+    if not done:
+        lines.append("(none)")
+    write_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
 def _script_error(exc: BaseException, source: Path | None) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if source is not None and f.filename == str(source)]
@@ -143,6 +176,7 @@ async def run_workflow(
         finally:
             if reporter is not None:
                 reporter.cancel()
+    await _report_failure(result, root)
     result.failed = dict(runtime.failures)
     code = result.exit_code
     job.status = {0: RunStatus.DONE, 1: RunStatus.FAILED}.get(code, RunStatus.STOPPED)
