@@ -28,11 +28,14 @@ T0 = 1_700_000_000.0
 
 
 class Clock:
+    def __init__(self, at: float = T0) -> None:
+        self.at = at
+
     def now(self) -> float:
-        return T0
+        return self.at
 
     def wall(self) -> float:
-        return T0
+        return self.at
 
     async def sleep(self, seconds: float) -> None:
         return None
@@ -53,8 +56,11 @@ def test_reservations_that_fill_the_token_limit_while_answers_are_short_are_name
     assert reservation_check(4000, {"tpm": 100_000}, {"rpm": 24}, outputs[:2], [200] * 2) is None  # too few
 
 
-async def journal_with_live_snapshot(path: Path, *, learning: bool, max_tokens: int) -> None:
-    journal = Journal.open(path, Clock())
+async def journal_with_live_snapshot(
+    path: Path, *, learning: bool, max_tokens: int, at: float = T0, snapshot_at: float | None = None
+) -> None:
+    """A run started at `at`: ten answers of about 100 tokens, and a snapshot of its budget."""
+    journal = Journal.open(path, Clock(at))
     run_id = await journal.begin_run(JOB, "shoal map in.jsonl", os.getpid())
     for n in range(10):
         await journal.record_call(
@@ -73,11 +79,11 @@ async def journal_with_live_snapshot(path: Path, *, learning: bool, max_tokens: 
                 cost_usd=0.0,
                 latency_s=0.5,
                 queue_s=0.0,
-                created_at=T0 + 1 + n,
+                created_at=at + 1 + n,
             )
         )
     snapshot: dict[str, Any] = {
-        "ts": T0 + 29,
+        "ts": at + 29 if snapshot_at is None else snapshot_at,
         "run_id": run_id,
         "stages": ["map"],
         "stop": {"state": "running", "reason": None},
