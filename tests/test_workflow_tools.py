@@ -118,15 +118,18 @@ async def test_commands_see_no_secrets_and_their_output_is_redacted(room: Path) 
         "AWS_SECRET_ACCESS_KEY": "aws-test-0123456789",
         "MY_PROVIDER_VAR": "custom-key-0123456789",  # named by a provider's api_key_env
         "DATABASE_URL": "postgres://user:hunter2-password@db/x",
+        "SSH_AUTH_SOCK": "/tmp/agent.sock",
+        "PGPASSWORD": "hunter2-password",
         "LANG": "C.UTF-8",
+        "GIT_AUTHOR_NAME": "A. Author",  # not a secret: kept
     }
     tools = WorkspaceTools(room, ("python",), env=env, hidden=["MY_PROVIDER_VAR"])
     (room / "env.py").write_text("import os\nprint(sorted(os.environ))\n")
     shown = await tools.run("python env.py")
     assert shown.startswith("exit code 0")
-    for name in env.keys() - {"PATH", "LANG"}:
+    for name in env.keys() - {"PATH", "LANG", "GIT_AUTHOR_NAME"}:
         assert name not in shown
-    assert "LANG" in shown and "PATH" in shown
+    assert "LANG" in shown and "PATH" in shown and "GIT_AUTHOR_NAME" in shown
     # A command that prints a key it found some other way: the value is redacted from the output.
     (room / "leak.py").write_text("print('sk-test-openai-0123456789 and custom-key-0123456789')\n")
     leaked = await tools.run("python leak.py")

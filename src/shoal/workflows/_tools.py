@@ -50,7 +50,11 @@ _OUTPUT_TAIL = 6_000
 _COMMAND_TIMEOUT_S = 300.0
 _SHELL_SYNTAX = (";", "|", "&", ">", "<", "`", "$(")
 # Variables an allowed command never sees: keys, tokens, secrets, passwords, credentials.
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|AUTH|COOKIE", re.I)
+_SECRET_NAME = re.compile(
+    r"SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|TOKEN|API_?KEY"  # anywhere in the name
+    r"|(?:^|_)(?:KEY|AUTH|AUTHORIZATION|COOKIE|PRIVATE)(?:$|_)",  # as a word: not GIT_AUTHOR_NAME
+    re.I,
+)
 _CREDENTIALS_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
 
