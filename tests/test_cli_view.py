@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,3 +80,27 @@ async def test_a_job_that_matches_nothing_lists_the_jobs(workspace: Path) -> Non
         assert len(lines) == 1 and "Traceback" not in result.stderr
         assert "no job here matches --job 'nope.jsonl'" in lines[0]
         assert "out.jsonl (1 run" in lines[0] and "PLAN.md (1 run" in lines[0]
+
+
+async def test_a_killed_run_reads_as_interrupted_in_status_and_report(workspace: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    job = f"map:{(workspace / 'out.jsonl').resolve()}"
+    journal = Journal.open(workspace / ".shoal" / "journal.db", Clock())
+    await journal.begin_run(job, "shoal map in.jsonl", gone.pid)  # killed: never finished
+    await journal.close()
+    status = run_shoal(workspace, "status")
+    assert status.returncode == 0, status.stderr
+    assert "interrupted" in status.stdout and "run the same command again to resume" in status.stdout
+    assert json.loads(run_shoal(workspace, "status", "--json").stdout)["run"]["state"] == "interrupted"
+
+    journal = Journal.open(workspace / ".shoal" / "journal.db", Clock())
+    second = await journal.begin_run(job, "shoal map in.jsonl", os.getpid())
+    await journal.finish_run(second, RunStatus.DONE)
+    await journal.close()
+    report = run_shoal(workspace, "report", "--out-dir", "rep")
+    assert report.returncode == 0, report.stderr
+    markdown = (workspace / "rep" / "report.md").read_text()
+    rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    runs = {cells[0]: cells[1] for cells in ([c.strip() for c in row.strip("|").split("|")] for row in rows)}
+    assert runs["1"] == "interrupted" and runs["2"] == "done"
