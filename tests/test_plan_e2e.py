@@ -59,6 +59,12 @@ def test_gate_fixes_only_what_was_flagged_and_ships_the_rest(workspace: Path) ->
         "gate: 1 lint fix (session-management.md), 1 flagged (token-lifecycle.md), 1 fixed, "
         "0 escalated, 0 need review"
     ) in result.stderr
+    # `shoal status` shows the same, from the journal: the demo's flagged guide reads as flagged.
+    status = run_shoal(workspace, "status", "--json", env=env)
+    gate = json.loads(status.stdout)["gate"]
+    assert gate["flagged"] == gate["fixed"] == ["token-lifecycle.md"]
+    assert gate["lint_fixed"] == ["session-management.md"] and gate["needs_review"] == []
+    assert "1 flagged (token-lifecycle.md)" in run_shoal(workspace, "status", env=env).stdout
     # Rewritten files keep their permissions; a shipped guide gets the umask's default.
     assert stat.S_IMODE((workspace / "PLAN.md").stat().st_mode) == 0o640
     assert stat.S_IMODE((workspace / "docs" / "config.json").stat().st_mode) == 0o664

@@ -15,8 +15,10 @@ from ._prompts import (
 )
 from ._ship import register, ship_file
 from ._spotcheck import front_matter, required_fields, spot_check
+from ._tally import GateTally
 
 __all__ = [
+    "GateTally",
     "REVIEW_SCHEMA",
     "SELF_CHECK_SCHEMA",
     "LintResult",

@@ -16,12 +16,11 @@ from pathlib import Path
 from .._tokens import estimate_tokens
 from ..engine import Job, LocalExecutor, Stopped
 from ..errors import BudgetExhausted, ModelCallError
-from ..gate import writer_brief
+from ..gate import GateTally, writer_brief
 from ..journal import ItemStatus, RunStatus
 from ..pricing import PriceBook, worst_case_cost
 from ._model import Plan
 from ._stages import STAGES, GateSettings, StageRunner, TaskRun
-from ._tally import GateTally
 
 __all__ = ["PlanResult", "PlanRun", "estimate_line"]
 

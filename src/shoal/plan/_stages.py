@@ -18,6 +18,7 @@ from ..engine import CallSpec, Job
 from ..gate import (
     REVIEW_SCHEMA,
     SELF_CHECK_SCHEMA,
+    GateTally,
     fix_flags_prompt,
     fix_lint_prompt,
     fix_metadata_prompt,
@@ -35,7 +36,6 @@ from ..gate import (
 from ..journal import ItemStatus
 from ..providers import Message, ModelRef, ModelRequest
 from ._model import Plan, Task
-from ._tally import GateTally
 from ._tiering import TierChoice
 from ._write import StatusUpdate, write_statuses
 

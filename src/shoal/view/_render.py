@@ -168,6 +168,8 @@ def _footer(status: dict[str, Any]) -> list[Text]:
     if cost["unpriced"]:
         spent += f" (no price for {', '.join(cost['unpriced'])})"
     lines.append(Text(spent))
+    if status.get("gate"):
+        lines.append(Text(status["gate"]["line"]))
     if status["run"]["state"] == "running":
         rate = progress["per_minute"]
         lines.append(

@@ -8,6 +8,7 @@ running job published (or from a snapshot handed in by the job's own process).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..gate import GateTally
 from ..journal import ItemStatus
 from ._cache import CallTotalsCache
 from ._format import phase_of
@@ -185,6 +187,7 @@ class _Reader:
             "models": self._models(models, snap, window),
             "cost": self._cost(totals, snap, items),
             "progress": progress,
+            "gate": self._gate(),
             "snapshot": None if not snap else {"ts": snap.get("ts"), "age_s": self.now - float(snap["ts"])},
         }
 
@@ -281,6 +284,34 @@ class _Reader:
             entry["tpm"] += int(row["input_tokens"]) + int(row["output_tokens"])
         scale = 60.0 / window
         return {model: {k: v * scale for k, v in entry.items()} for model, entry in used.items()}
+
+    def _gate(self) -> dict[str, Any] | None:
+        """What a plan's quality gate did (from its "stage" events), or None for other jobs."""
+        if not table_exists(self.conn, "events"):
+            return None
+        rows = self.conn.execute(
+            "SELECT e.detail FROM events e JOIN runs r ON r.id = e.run_id "
+            "WHERE r.job = ? AND e.kind = 'stage'",
+            (self.run.job,),
+        ).fetchall()
+        if not rows:
+            return None
+        tally = GateTally()
+        for row in rows:
+            detail = json.loads(row["detail"] or "{}")
+            item, stage, outcome = (str(detail.get(k)) for k in ("item", "stage", "outcome"))
+            tally.record(item, stage, outcome, detail)
+        states = self.conn.execute("SELECT item, status FROM items WHERE job = ?", (self.run.job,)).fetchall()
+        shipped = {r["item"] for r in states if r["status"] == ItemStatus.DONE.value}
+        needs_review = {r["item"] for r in states if r["status"] == ItemStatus.NEEDS_REVIEW.value}
+        return {
+            "lint_fixed": sorted(tally.lint_fixed),
+            "flagged": sorted(tally.flagged),
+            "fixed": sorted(tally.flagged & shipped),
+            "escalated": sorted(tally.escalated),
+            "needs_review": sorted(needs_review),
+            "line": tally.line(shipped, needs_review),
+        }
 
     def _run_count(self) -> int:
         row = self.conn.execute("SELECT count(*) FROM runs WHERE job = ?", (self.run.job,)).fetchone()

@@ -103,6 +103,8 @@ function renderStatus(s) {
   $("run-id").textContent = run.id + (run.runs > 1 ? " of " + run.runs : "");
   $("advice").textContent = advice(s).join("\n");
   $("advice").hidden = !$("advice").textContent;
+  $("gate").textContent = s.gate ? s.gate.line : "";
+  $("gate").hidden = !s.gate;
   $("elapsed").textContent = fmtDuration(run.elapsed_s);
   setNum("items-done", items.done);
   setNum("items-total", items.total);
