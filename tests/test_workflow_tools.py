@@ -298,3 +298,26 @@ async def test_a_git_repository_target_gives_each_agent_a_worktree(workspace: Pa
     assert (home / ".git").is_file()  # a worktree, not a copy
     listed = subprocess.run([*git, "worktree", "list"], check=True, env=env, capture_output=True, text=True)
     assert str(home) in listed.stdout
+
+
+def test_agent_failures_read_as_one_plain_line() -> None:
+    from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
+    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+
+    from shoal.errors import ModelCallError
+    from shoal.workflows._failure import failure_line
+
+    rambling = [ModelResponse(parts=[TextPart("Let me look at that file once more.\n" + "x" * 500)])]
+    line = failure_line(UsageLimitExceeded("The next request would exceed the request_limit of 50"), rambling)
+    assert line.startswith("it used up its model requests (50) without a final answer (raise max_requests)")
+    assert 'it answered: "Let me look at that file once more. xxx' in line and line.endswith('…"')
+    assert "\n" not in line and "pydantic.dev" not in line and len(line) < 300
+
+    called = [ModelResponse(parts=[ToolCallPart("final_result", {"widgets": "many"})])]
+    line = failure_line(UnexpectedModelBehavior("Exceeded maximum output retries (1)"), called)
+    assert line == (
+        'the model\'s answer did not fit the expected output in 2 tries; it answered: "{"widgets":"many"}"'
+    )
+    assert failure_line(ModelCallError("HTTP 500 from openai after 5 attempts"), []) == (
+        "HTTP 500 from openai after 5 attempts"
+    )
