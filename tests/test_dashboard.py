@@ -3,6 +3,7 @@ all against a job running on `shoal fake-server`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -150,6 +151,23 @@ def test_the_dashboard_refuses_a_missing_or_wrong_token(workspace: Path) -> None
         assert status["job"] is None and "no journal" in status["note"]
 
 
+def test_the_dashboard_refuses_a_host_other_than_loopback(workspace: Path) -> None:
+    """DNS rebinding: a page on another name that resolves to 127.0.0.1 gets nothing, token or not."""
+    with dashboard(workspace, clean_env()) as url:
+        parts = urlsplit(url)
+        token = parts.query.removeprefix("token=")
+        target = f"{parts.scheme}://{parts.netloc}/api/status?token={token}"
+        for host in (f"evil.example:{parts.port}", "evil.example", f"127.0.0.1.evil.example:{parts.port}"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(urllib.request.Request(target, headers={"Host": host}), timeout=5)
+            refused.value.close()
+            assert refused.value.code == 400, host
+        for host in (f"localhost:{parts.port}", f"127.0.0.1:{parts.port}", "localhost"):
+            request = urllib.request.Request(target, headers={"Host": host})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200, host
+
+
 def test_status_and_dashboard_agree_during_and_after_a_run(workspace: Path) -> None:
     write_records(workspace / "in.jsonl", 30)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 6\n")
@@ -275,3 +293,46 @@ def check_page(page: Any, workspace: Path, env: dict[str, str], job: subprocess.
     assert abs(float(shown["cost-spent"]) - final["cost"]["spent_usd"]) < 1e-9
     page.wait_for_function("() => document.querySelectorAll('#items tbody tr').length === 24")
     assert page.text_content("#source") == "Explain {topic}."
+
+
+def test_the_page_says_interrupted_and_when_max_tokens_limits_throughput(tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from shoal.journal import Journal
+    from test_view_limits import MODEL, journal_with_live_snapshot
+
+    live, dead = tmp_path / "live", tmp_path / "dead"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+
+    async def journals() -> None:
+        # A run 30 s in whose snapshot stays fresh: answers of ~100 tokens against max_tokens 2,000.
+        now = time.time()
+        path = live / ".shoal" / "journal.db"
+        await journal_with_live_snapshot(
+            path, learning=False, max_tokens=2000, at=now - 30, snapshot_at=now + 600
+        )
+        journal = Journal.open(dead / ".shoal" / "journal.db")  # a run whose process is gone
+        await journal.begin_run("map:/tmp/x.jsonl", "shoal map x", gone.pid)
+        await journal.close()
+
+    asyncio.run(journals())
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for where, state, advice in (
+                (live, "running", f"{MODEL}: max_tokens 2,000, not the provider, limits throughput"),
+                (dead, "interrupted", "interrupted: the job's process is gone"),
+            ):
+                with dashboard(where, clean_env()) as url:
+                    page = browser.new_page()
+                    page.goto(url)
+                    page.wait_for_function(
+                        "(s) => document.querySelector('#state').textContent === s", arg=state, timeout=20_000
+                    )
+                    assert advice in (page.text_content("#advice") or "")
+                    assert page.is_visible("#advice")
+                    page.close()
+        finally:
+            browser.close()

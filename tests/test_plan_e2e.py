@@ -7,11 +7,13 @@ import json
 import random
 import signal
 import sqlite3
+import stat
 import subprocess
 import time
 from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
+from shoal.gate import new_file_mode
 from shoal.providers import load_replies
 
 from helpers import clean_env, run_shoal, shoal_argv
@@ -44,12 +46,30 @@ def test_gate_fixes_only_what_was_flagged_and_ships_the_rest(workspace: Path) ->
     copy_example(workspace)
     use_openai_models(workspace)
     plan_before = (workspace / "PLAN.md").read_text()
+    (workspace / "PLAN.md").chmod(0o640)
+    (workspace / "docs" / "config.json").chmod(0o664)
     with fake_server(workspace) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
         result = run_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
         requests = server.backend.stats["requests"]
     assert result.returncode == 0, result.stderr
     assert shipped(workspace) == SHIPPED
+    # The gate's work is in the summary: the lint fix, the flagged guide and its fix.
+    assert (
+        "gate: 1 lint fix (session-management.md), 1 flagged (token-lifecycle.md), 1 fixed, "
+        "0 escalated, 0 need review"
+    ) in result.stderr
+    # `shoal status` shows the same, from the journal: the demo's flagged guide reads as flagged.
+    status = run_shoal(workspace, "status", "--json", env=env)
+    gate = json.loads(status.stdout)["gate"]
+    assert gate["flagged"] == gate["fixed"] == ["token-lifecycle.md"]
+    assert gate["lint_fixed"] == ["session-management.md"] and gate["needs_review"] == []
+    assert "1 flagged (token-lifecycle.md)" in run_shoal(workspace, "status", env=env).stdout
+    # Rewritten files keep their permissions; a shipped guide gets the umask's default.
+    assert stat.S_IMODE((workspace / "PLAN.md").stat().st_mode) == 0o640
+    assert stat.S_IMODE((workspace / "docs" / "config.json").stat().st_mode) == 0o664
+    for guide in (workspace / "docs" / "guides").glob("*.md"):
+        assert stat.S_IMODE(guide.stat().st_mode) == new_file_mode(), guide
     assert "$" not in (workspace / "docs/guides/session-management.md").read_text()
     assert "73%" not in (workspace / "docs/guides/token-lifecycle.md").read_text()
     # 6 drafts, 6 self-checks, 6 reviews, 1 lint fix, 1 flag fix, 1 second look by the reviewer.

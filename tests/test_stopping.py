@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import subprocess
 import time
@@ -40,7 +41,8 @@ def test_first_interrupt_drains_and_exits_3_with_the_resume_command(workspace: P
         _, stderr = process.communicate(timeout=30)
         assert process.returncode == 3, stderr
         assert "Traceback" not in stderr
-        assert "resume with: shoal map in.jsonl" in stderr
+        # The resume line repeats the executable as it was typed (here `python -m shoal`).
+        assert f"resume with: {shlex.join(shoal_argv('map', 'in.jsonl'))}" in stderr
         partial = output_ids(workspace / "out.jsonl")
         assert 2 <= len(partial) < 40
         # Draining lets the calls in flight finish and ship: nothing sent is lost.

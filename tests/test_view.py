@@ -3,12 +3,14 @@ publisher and the terminal view around a real (rehearsal) job, the redactor, the
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
 import re
 import sqlite3
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -179,7 +181,7 @@ async def test_a_polling_reader_reads_each_call_once_and_agrees_with_a_fresh_rea
     assert read_status(path, now=T0 + 11, cache=cache)["totals"]["job"]["calls"] == 5
 
 
-async def test_a_run_whose_process_is_gone_is_shown_as_died(tmp_path: Path) -> None:
+async def test_a_run_whose_process_is_gone_is_shown_as_interrupted(tmp_path: Path) -> None:
     finished = subprocess.Popen(["true"])
     finished.wait()  # its pid no longer runs
     path = tmp_path / ".shoal" / "journal.db"
@@ -187,10 +189,39 @@ async def test_a_run_whose_process_is_gone_is_shown_as_died(tmp_path: Path) -> N
     await journal.begin_run(JOB, "shoal map x", finished.pid)
     await journal.close()
     status = read_status(path, now=T0 + 60)
-    assert status["run"]["status"] == "running" and status["run"]["state"] == "died"
+    assert status["run"]["status"] == "running" and status["run"]["state"] == "interrupted"
     out = io.StringIO()
     Console(file=out, width=120).print(render_status(status))
-    assert "run the same command again to resume" in out.getvalue()
+    assert "interrupted" in out.getvalue() and "run the same command again to resume" in out.getvalue()
+
+
+async def test_a_killed_unreaped_or_reused_pid_is_not_running(tmp_path: Path) -> None:
+    """kill -9 leaves a zombie until the parent waits; later a new process may get the same pid."""
+    killed = subprocess.Popen(["sleep", "30"])
+    try:
+        killed.kill()
+        zombie = Path(f"/proc/{killed.pid}/stat")
+        while zombie.exists() and zombie.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            await asyncio.sleep(0.01)
+        path = tmp_path / "zombie" / "journal.db"
+        journal = Journal.open(path, FixedClock(time.time()))
+        await journal.begin_run(JOB, "shoal map x", killed.pid)
+        await journal.close()
+        assert read_status(path, now=time.time() + 60)["run"]["state"] == "interrupted"
+    finally:
+        killed.wait()
+    # This very process is alive, but it started long after a run that began at T0 said it did.
+    path = tmp_path / "reused" / "journal.db"
+    journal = Journal.open(path, FixedClock())
+    await journal.begin_run(JOB, "shoal map x", os.getpid())
+    await journal.close()
+    assert read_status(path, now=T0 + 60)["run"]["state"] == "interrupted"
+    # The same pid in a run that started after it: running.
+    path = tmp_path / "alive" / "journal.db"
+    journal = Journal.open(path, FixedClock(time.time()))
+    await journal.begin_run(JOB, "shoal map x", os.getpid())
+    await journal.close()
+    assert read_status(path, now=time.time() + 60)["run"]["state"] == "running"
 
 
 def test_read_status_without_a_journal(tmp_path: Path) -> None:

@@ -183,10 +183,33 @@ async def test_an_agent_whose_retries_run_out_fails_and_the_item_resolves_to_non
     assert result.exit_code == 1
     assert result.value[0] is not None and result.value[1] is None  # the survivor is kept
     assert len(result.failed) == 1 and next(iter(result.failed)).startswith("gears/")
-    assert "output retries" in next(iter(result.failed.values()))
+    # One plain line: the cause in the user's terms, the problem shown to the model, its answer.
+    reason = next(iter(result.failed.values()))
+    assert reason.startswith("the model's answer did not fit the expected output in 3 tries (last problem: ")
+    assert reason.endswith('it answered: "not json at all"') and "\n" not in reason
+    assert "pydantic" not in reason.lower() and "Exceeded maximum" not in reason
     assert harness.requests == 1 + 3  # widgets once; gears once and twice more with the errors
     assert result.report is not None  # the workflow finished: its report is written even so
     assert harness.rows("SELECT status FROM items WHERE item LIKE 'gears/%'") == [("failed",)]
+
+
+async def test_a_workflow_whose_agent_fails_still_writes_its_report(workspace: Path) -> None:
+    bad = "I could not count them, sorry"
+    harness = Harness(workspace, replies=(FakeReply("Count the gears", bad), FakeReply("validation", bad)))
+
+    @workflow(name="inventory")
+    async def main() -> int:
+        widgets = await agent("Count the widgets", schema=Count)
+        gears = await agent("Count the gears", schema=Count)  # fails for good: the script ends here
+        return int(widgets.widgets + gears.widgets)
+
+    result = await harness.run(main)
+    assert result.exit_code == 1 and result.error is not None
+    assert result.report is not None and result.report.exists()
+    report = result.report.read_text()
+    assert report.startswith("# Workflow inventory: did not finish")
+    assert "## Failed agents" in report and 'it answered: "I could not count them, sorry"' in report
+    assert "## Finished agents (1)" in report and "widgets" in report
 
 
 async def test_the_agent_cap_refuses_the_agent_before_it_starts(harness: Harness) -> None:
@@ -197,7 +220,8 @@ async def test_the_agent_cap_refuses_the_agent_before_it_starts(harness: Harness
     result = await harness.run(main)
     assert result.exit_code == 1 and result.error is not None and "agent cap reached" in result.error
     assert harness.requests == 2  # the third agent never sent anything
-    assert result.report is None
+    assert result.report is not None  # what the two agents did is reported, with why it ended
+    assert "agent cap reached" in result.report.read_text()
 
 
 async def test_the_token_budget_drains_the_run_and_a_rerun_resumes_it(harness: Harness) -> None:

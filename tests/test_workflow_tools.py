@@ -99,6 +99,44 @@ async def test_the_run_tool_runs_allowed_commands_in_the_workspace(room: Path) -
     assert not (room / "x").exists()
 
 
+async def test_the_run_tool_refuses_a_symlink_that_leads_out_of_the_workspace(room: Path) -> None:
+    tools = WorkspaceTools(room, ("cat", "ls"))
+    escapes = ("cat escape", "cat outdir/secret.txt", "ls outdir", "cat --file=escape", "cat ./src/../escape")
+    for command in escapes:
+        reply = await tools.run(command)
+        assert reply.startswith("refused:") and "outside the workspace" in reply, command
+        assert "outside\n" not in reply
+    (room / "inner").symlink_to(room / "src" / "app.py")  # a link that stays inside is fine
+    assert "print('hi')" in await tools.run("cat inner")
+
+
+async def test_commands_see_no_secrets_and_their_output_is_redacted(room: Path) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "OPENAI_API_KEY": "sk-test-openai-0123456789",
+        "GITHUB_TOKEN": "ghp-test-0123456789",
+        "AWS_SECRET_ACCESS_KEY": "aws-test-0123456789",
+        "MY_PROVIDER_VAR": "custom-key-0123456789",  # named by a provider's api_key_env
+        "DATABASE_URL": "postgres://user:hunter2-password@db/x",
+        "SSH_AUTH_SOCK": "/tmp/agent.sock",
+        "PGPASSWORD": "hunter2-password",
+        "LANG": "C.UTF-8",
+        "GIT_AUTHOR_NAME": "A. Author",  # not a secret: kept
+    }
+    tools = WorkspaceTools(room, ("python",), env=env, hidden=["MY_PROVIDER_VAR"])
+    (room / "env.py").write_text("import os\nprint(sorted(os.environ))\n")
+    shown = await tools.run("python env.py")
+    assert shown.startswith("exit code 0")
+    for name in env.keys() - {"PATH", "LANG", "GIT_AUTHOR_NAME"}:
+        assert name not in shown
+    assert "LANG" in shown and "PATH" in shown and "GIT_AUTHOR_NAME" in shown
+    # A command that prints a key it found some other way: the value is redacted from the output.
+    (room / "leak.py").write_text("print('sk-test-openai-0123456789 and custom-key-0123456789')\n")
+    leaked = await tools.run("python leak.py")
+    assert "sk-test-openai" not in leaked and "custom-key" not in leaked
+    assert leaked.count("[redacted]") == 2
+
+
 # -- agents with tools, through a scripted pydantic-ai model -------------------------------
 
 Script = Callable[[list[ModelMessage], AgentInfo, int], ModelResponse]
@@ -260,3 +298,26 @@ async def test_a_git_repository_target_gives_each_agent_a_worktree(workspace: Pa
     assert (home / ".git").is_file()  # a worktree, not a copy
     listed = subprocess.run([*git, "worktree", "list"], check=True, env=env, capture_output=True, text=True)
     assert str(home) in listed.stdout
+
+
+def test_agent_failures_read_as_one_plain_line() -> None:
+    from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
+    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+
+    from shoal.errors import ModelCallError
+    from shoal.workflows._failure import failure_line
+
+    rambling = [ModelResponse(parts=[TextPart("Let me look at that file once more.\n" + "x" * 500)])]
+    line = failure_line(UsageLimitExceeded("The next request would exceed the request_limit of 50"), rambling)
+    assert line.startswith("it used up its model requests (50) without a final answer (raise max_requests)")
+    assert 'it answered: "Let me look at that file once more. xxx' in line and line.endswith('…"')
+    assert "\n" not in line and "pydantic.dev" not in line and len(line) < 300
+
+    called = [ModelResponse(parts=[ToolCallPart("final_result", {"widgets": "many"})])]
+    line = failure_line(UnexpectedModelBehavior("Exceeded maximum output retries (1)"), called)
+    assert line == (
+        'the model\'s answer did not fit the expected output in 2 tries; it answered: "{"widgets":"many"}"'
+    )
+    assert failure_line(ModelCallError("HTTP 500 from openai after 5 attempts"), []) == (
+        "HTTP 500 from openai after 5 attempts"
+    )

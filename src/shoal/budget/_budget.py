@@ -81,6 +81,7 @@ class ModelBudget:
         self._rng = rng
         self._lock = asyncio.Lock()  # FIFO: callers are served in arrival order
         self.learning = not limits.configured
+        self.limits_seen = False  # a response has told the provider's limits (views drop "learning")
         self._configured = limits
         self._limits: dict[str, _Limit] = {}
         start = _CONSERVATIVE if self.learning else limits
@@ -257,6 +258,8 @@ class ModelBudget:
             "otpm": snapshot.limit_output_tokens,
             "tpm": snapshot.limit_tokens if snapshot.limit_input_tokens is None else None,
         }
+        if any(value is not None and value > 0 for value in learned.values()):
+            self.limits_seen = True
         for kind, value in learned.items():
             if value is None or value <= 0:
                 continue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
 
 import typer
 
@@ -13,6 +15,24 @@ from ._run import run_command
 __all__ = ["app", "main"]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"shoal {version('shoal')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("shoal (version unknown: not installed)")
+        raise typer.Exit(0)
+
+
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Run a large batch of LLM work as one controlled, resumable job."""
+
+
 def _build_app() -> typer.Typer:
     app = typer.Typer(
         name="shoal",
@@ -21,6 +41,7 @@ def _build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+    app.callback()(_options)
     app.command("map")(map_command)
     app.command("run")(run_command)
     from .fake_server import register

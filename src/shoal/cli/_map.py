@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +19,7 @@ from ..preflight import check_max_tokens, check_output_file, check_template, che
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import refuse_unpriced, totals_line, with_overrides
-from ._runtime import run_async, say
+from ._runtime import resume_argv, run_async, say
 
 __all__ = ["map_command"]
 
@@ -61,7 +60,7 @@ def map_command(
     config_path: Annotated[Path | None, typer.Option("--config", help="shoal.toml to use.")] = None,
 ) -> None:
     """Run one prompt template over every record of INPUT; results are appended to OUT."""
-    argv = ["shoal", *sys.argv[1:]]
+    argv = resume_argv()
 
     async def main(stop: StopSignal) -> int:
         if (prompt is None) == (prompt_file is None):

@@ -17,12 +17,12 @@ from ..engine import Workspace
 from ..errors import UsageError
 from ..journal import ItemStatus
 from ..preflight import check_workspace
-from ..view import Redactor, latest_run, read_status, reading, render_status
+from ..view import Redactor, describe_jobs, latest_run, match_job, read_status, reading, render_status
 from ._runtime import say
 
 __all__ = ["register"]
 
-_JOB_HELP = "The job to show (default: the job of the newest run)."
+_JOB_HELP = "The job to show: its name, OUT path, plan file or workflow (default: the job of the newest run)."
 _NO_JOURNAL = "no journal here (.shoal/journal.db): run a job in this directory first"
 
 
@@ -48,11 +48,27 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _resolve_job(job: str | None) -> str | None:
+    """The journal's name for the job `--job` names; exit 2 listing the jobs when none matches."""
+    path = _journal_path()
+    if job is None or not path.exists():
+        return job
+    try:
+        with reading(path) as conn:
+            found = match_job(conn, job, Path.cwd())
+            if found is None:
+                raise _fail(f"no job here matches --job {job!r}; {describe_jobs(conn)}")
+    except sqlite3.Error as exc:
+        raise _fail(f"cannot read the journal: {exc}", 1) from None
+    return found
+
+
 def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
     job: Annotated[str | None, typer.Option("--job", help=_JOB_HELP)] = None,
 ) -> None:
     """Where the job stands: items per stage, workers, budget use, 429s, tokens, cost, ETA."""
+    job = _resolve_job(job)
     try:
         status = read_status(_journal_path(), job=job)
     except sqlite3.Error as exc:
@@ -77,6 +93,7 @@ def dashboard_command(
     from ..dashboard import DashboardSettings, new_token, serve_dashboard
 
     path = _journal_path()
+    job = _resolve_job(job)
     settings = DashboardSettings(
         journal=path, token=new_token(), job=job, every_s=interval, redactor=Redactor.from_env(os.environ)
     )
@@ -104,6 +121,7 @@ def report_command(
     """Write report.html and report.md: throughput against the limit, time, tokens, cost, outcomes."""
     from ..report import write_report
 
+    job = _resolve_job(job)
     try:
         files = write_report(_journal_path(), out_dir, job=job, redactor=Redactor.from_env(os.environ))
     except sqlite3.Error as exc:
@@ -119,6 +137,7 @@ def _journal_rows(job: str | None, status: str | None) -> tuple[str, list[dict[s
     path = _journal_path()
     if not path.exists():
         raise _fail(_NO_JOURNAL)
+    job = _resolve_job(job)
     with reading(path) as conn:
         run = latest_run(conn, job)
         if run is None:

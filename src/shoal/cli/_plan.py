@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from pathlib import Path
 
 from ..config import ShoalConfig, load_config
@@ -32,7 +31,7 @@ from ..providers import ModelRef, ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import refuse_unpriced, totals_line, with_overrides
 from ._confirm import confirm_launch
-from ._runtime import run_async, say
+from ._runtime import resume_argv, run_async, say
 
 __all__ = ["run_plan_command"]
 
@@ -94,7 +93,7 @@ def run_plan_command(
     max_cost: float | None,
     config_path: Path | None,
 ) -> int:
-    argv = ["shoal", *sys.argv[1:]]
+    argv = resume_argv()
 
     async def main(stop: StopSignal) -> int:
         if mode not in ("phased", "pipeline"):
@@ -146,6 +145,7 @@ def run_plan_command(
                 result = await (_with_canary(runner, runs, canary, yes) if canary else runner.run())
             verdicts = f"{len(result.shipped)} shipped, {len(result.needs_review)} need review"
             say(f"plan: {verdicts}; {totals_line(job)}")
+            say(result.gate_line())
         _report(result, argv)
         return result.exit_code
 
@@ -157,6 +157,7 @@ async def _with_canary(runner: PlanRun, runs: list[TaskRun], canary: int, yes: b
     first, rest = runs[:canary], runs[canary:]
     result = await runner.run(first, mode="pipeline")
     say(f"canary: {len(result.shipped)} shipped, {len(result.needs_review)} need review")
+    say(f"canary {result.gate_line()}")
     for name, reason in result.needs_review.items():
         say(f"  needs-review: {name}: {reason}")
     if not rest or result.stopped or result.systemic:

@@ -3,20 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
+import shutil
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from ..engine import StopSignal
 from ..errors import ShoalError, UsageError
 from ._diskfull import disk_full
 
-__all__ = ["run_async", "say"]
+__all__ = ["invoked_as", "resume_argv", "run_async", "say"]
 
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def invoked_as(argv0: str | None = None, orig_argv: Sequence[str] | None = None) -> list[str]:
+    """The words the user typed to start shoal, for the resume line: `.venv/bin/shoal` stays
+    `.venv/bin/shoal`, `python -m shoal` stays that, and a `shoal` found on PATH is `shoal`."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    orig_argv = sys.orig_argv if orig_argv is None else orig_argv
+    if os.path.basename(argv0) == "__main__.py" or argv0 in ("-m", "-c", ""):
+        return [orig_argv[0] if orig_argv else "python", "-m", "shoal"]
+    name = os.path.basename(argv0)
+    if os.sep in argv0:
+        # The shell hands a script found on PATH its full path: show the name the user typed.
+        found = shutil.which(name)
+        try:
+            if found is not None and os.path.samefile(found, argv0):
+                return [name]
+        except OSError:
+            pass
+    return [argv0]
+
+
+def resume_argv() -> list[str]:
+    """This command line as the user can type it again."""
+    return [*invoked_as(), *sys.argv[1:]]
 
 
 def run_async(main: Callable[[StopSignal], Awaitable[int]]) -> int:
@@ -55,6 +81,6 @@ def run_async(main: Callable[[StopSignal], Awaitable[int]]) -> int:
         full = disk_full(exc)
         if full is None:
             raise
-        resume = shlex.join(["shoal", *sys.argv[1:]])
+        resume = shlex.join(resume_argv())
         say(f"shoal: stopped: {full}; free some space, then resume with: {resume}")
         return 3

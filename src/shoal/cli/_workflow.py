@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ from ..providers import ModelRef, ProviderSet
 from ..view import watch_job
 from ._common import refuse_unpriced, with_overrides
 from ._confirm import confirm_launch
-from ._runtime import run_async, say
+from ._runtime import resume_argv, run_async, say
 
 if TYPE_CHECKING:
     from ..workflows import Outline, RunSettings, WorkflowResult
@@ -99,7 +98,7 @@ def run_workflow_command(
     max_cost: float | None,
     config_path: Path | None,
 ) -> int:
-    argv = ["shoal", *sys.argv[1:]]
+    argv = resume_argv()
 
     async def main(stop: StopSignal) -> int:
         from ..workflows import bind_args, load_workflow, outline, run_workflow, status_line

@@ -1,7 +1,9 @@
 """The dashboard's Starlette app: a static page, JSON endpoints and a live SSE stream of the status.
 
 Everything is read from the journal, read-only, through the same `read_status` that
-`shoal status --json` prints; every response passes through the Redactor.
+`shoal status --json` prints; every response passes through the Redactor. A request must name
+127.0.0.1 or localhost as its Host (a page on another name that resolves to 127.0.0.1, DNS
+rebinding, gets 400) and carry the access token.
 """
 
 from __future__ import annotations
@@ -18,16 +20,20 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from .._clock import Clock, SystemClock
 from ..view import CallTotalsCache, Redactor, read_status
 from ._auth import TokenGate
 from ._data import JournalView
 
-__all__ = ["DashboardSettings", "build_app"]
+__all__ = ["ALLOWED_HOSTS", "DashboardSettings", "build_app"]
+
+ALLOWED_HOSTS = ("127.0.0.1", "localhost")  # with any port: the server listens on 127.0.0.1 only
 
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -62,8 +68,8 @@ def _int(request: Request, name: str, default: int | None) -> int | None:
 
 def build_app(
     settings: DashboardSettings, *, clock: Clock | None = None, closing: asyncio.Event | None = None
-) -> TokenGate:
-    """The app behind its token gate. Setting `closing` ends open streams (server shutdown)."""
+) -> ASGIApp:
+    """The app behind its Host check and token gate. Setting `closing` ends open streams."""
     clock = clock or SystemClock()
     closing = closing or asyncio.Event()
 
@@ -141,4 +147,5 @@ def build_app(
         Route("/api/source", threaded(lambda r: view.source())),
         Route("/api/stream", stream),
     ]
-    return TokenGate(Starlette(routes=routes), settings.token)
+    gated = TokenGate(Starlette(routes=routes), settings.token)
+    return TrustedHostMiddleware(gated, allowed_hosts=list(ALLOWED_HOSTS), www_redirect=False)

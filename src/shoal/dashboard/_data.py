@@ -217,7 +217,8 @@ def _source_of(command: str, workspace: Path) -> dict[str, Any]:
         argv = shlex.split(command)
     except ValueError:
         return {"kind": None, "path": None, "text": None}
-    args = argv[1:]
+    # The command as typed: `shoal ...`, `.venv/bin/shoal ...` or `python -m shoal ...`.
+    args = argv[3:] if len(argv) >= 3 and argv[1] == "-m" else argv[1:]
     if len(args) >= 2 and args[0] == "run":
         target = workspace / args[1]
         kind = "workflow" if target.suffix == ".py" else "plan"

@@ -59,6 +59,7 @@ class Ledger:
         self.projected_usd: float | None = None  # the job's latest cost projection, when it makes one
         self._holders = 0  # reservations outstanding: calls in flight that may still cost money
         self._waiters: list[asyncio.Future[None]] = []
+        self.max_tokens: dict[str, int] = {}  # per model, the answer budget of its latest call
 
     @property
     def spent(self) -> float:
@@ -73,6 +74,7 @@ class Ledger:
 
         Raises BudgetExhausted when it does not fit even with nothing in flight.
         """
+        self.max_tokens[model_key] = max_tokens
         worst = self.worst_case(model_key, input_tokens, max_tokens)
         if self.max_cost_usd is None or self.spent + self.reserved + worst <= self.max_cost_usd:
             self.reserved += worst

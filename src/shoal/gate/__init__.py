@@ -1,6 +1,6 @@
 """The quality gate between the model and the user's files: lint, spot-check, review, ship."""
 
-from ._files import write_atomic
+from ._files import new_file_mode, write_atomic
 from ._lint import LintResult, lint_command_problem, run_lint
 from ._prompts import (
     REVIEW_SCHEMA,
@@ -15,8 +15,10 @@ from ._prompts import (
 )
 from ._ship import register, registry_problem, ship_file
 from ._spotcheck import front_matter, required_fields, spot_check
+from ._tally import GateTally
 
 __all__ = [
+    "GateTally",
     "REVIEW_SCHEMA",
     "SELF_CHECK_SCHEMA",
     "LintResult",
@@ -34,6 +36,7 @@ __all__ = [
     "ship_file",
     "spot_check",
     "task_prompt",
+    "new_file_mode",
     "write_atomic",
     "writer_brief",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..engine import Job, LocalExecutor, Stopped
 from ..errors import BudgetExhausted, ModelCallError
-from ..gate import writer_brief
+from ..gate import GateTally, writer_brief
 from ..journal import ItemStatus, RunStatus
 from ._estimate import estimate_plan, gate_calls, plan_observed
 from ._model import Plan
@@ -32,6 +32,10 @@ class PlanResult:
     systemic: str | None = None
     stopped: str | None = None
     projections: list[str] = field(default_factory=list)  # the cost re-projected after each phase
+    gate: GateTally = field(default_factory=GateTally)
+
+    def gate_line(self) -> str:
+        return self.gate.line(self.shipped, self.needs_review)
 
     @property
     def exit_code(self) -> int:
@@ -58,7 +62,7 @@ class PlanRun:
         self.brief = brief_for(plan)
         self.stages = StageRunner(plan, job, root=root, brief=self.brief, settings=settings)
         self.calls = gate_calls(self.brief, settings, lint=bool(plan.lint_commands))
-        self.result = PlanResult()
+        self.result = PlanResult(gate=self.stages.tally)
 
     async def run(self, runs: list[TaskRun] | None = None, *, mode: str | None = None) -> PlanResult:
         selected = self.runs if runs is None else runs

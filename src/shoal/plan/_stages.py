@@ -18,6 +18,7 @@ from ..engine import CallSpec, Job
 from ..gate import (
     REVIEW_SCHEMA,
     SELF_CHECK_SCHEMA,
+    GateTally,
     fix_flags_prompt,
     fix_lint_prompt,
     fix_metadata_prompt,
@@ -95,6 +96,7 @@ class StageRunner:
         self.fields = required_fields(plan.content_rules)
         self._plan_lock = asyncio.Lock()
         self._registry_lock = asyncio.Lock()
+        self.tally = GateTally()  # what the gate did, for the summary
         self.stages: dict[str, Callable[[TaskRun], Awaitable[None]]] = {
             "generate": self.generate,
             "self-check": self.self_check,
@@ -114,6 +116,7 @@ class StageRunner:
         return f"phase-{run.task.phase}/{stage}"
 
     def event(self, run: TaskRun, stage: str, outcome: str, **detail: Any) -> None:
+        self.tally.record(run.task.filename, stage, outcome, detail)
         self.job.journal.event(
             self.job.run_id,
             "stage",

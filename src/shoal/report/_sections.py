@@ -8,11 +8,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ..view import phase_of
+from ..view import RunRow, phase_of
 from ..view._format import count, duration, money
 from ._data import CallRow, ReportData
 from ._model import Chart, Section, Table
 from ._svg import PALETTE, Bar, Series, bar_chart, line_chart, stacked_bar_chart
+from ._throughput import Timeline
 
 __all__ = [
     "cost_section",
@@ -52,18 +53,20 @@ def overview_section(data: ReportData) -> Section:
     )
     if run["state"] == "running":
         section.paragraphs.append("The job is still running: the figures below are those so far.")
+    timeline = Timeline.of(data.runs, data.calls)
+    live = run["id"] if run["state"] == "running" else None
+
+    def shown(r: RunRow) -> tuple[str, str]:
+        """A run left "running" whose process is gone ended when its last call did: interrupted."""
+        if r.status == "running" and r.id != live:
+            return "interrupted", duration(timeline.lengths.get(r.id, 0.0))
+        return r.status, duration((r.finished_at or data.generated_at) - r.started_at)
+
     section.tables.append(
         Table(
             ["run", "status", "started", "finished", "duration", "command"],
             [
-                [
-                    str(r.id),
-                    r.status,
-                    _when(r.started_at),
-                    _when(r.finished_at),
-                    duration((r.finished_at or data.generated_at) - r.started_at),
-                    r.command,
-                ]
+                [str(r.id), *shown(r)[:1], _when(r.started_at), _when(r.finished_at), shown(r)[1], r.command]
                 for r in data.runs
             ],
             numeric=frozenset({0}),

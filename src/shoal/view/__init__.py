@@ -3,6 +3,7 @@ reader behind `shoal status` and the dashboard."""
 
 from ._cache import CallTotalsCache
 from ._format import phase_of
+from ._jobs import describe_jobs, job_names, match_job
 from ._publisher import SnapshotPublisher
 from ._readonly import RunRow, item_of_scope, latest_run, open_readonly, reading, runs_of, table_exists
 from ._redact import Redactor
@@ -22,8 +23,11 @@ __all__ = [
     "TerminalView",
     "capture",
     "compact_line",
+    "describe_jobs",
     "item_of_scope",
+    "job_names",
     "latest_run",
+    "match_job",
     "open_readonly",
     "phase_of",
     "read_status",

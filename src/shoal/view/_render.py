@@ -11,10 +11,17 @@ from rich.table import Table
 from rich.text import Text
 
 from ._format import count, duration, money, percent
+from ._model_rows import ModelRows
 
-__all__ = ["compact_line", "render_status"]
+__all__ = ["compact_line", "render_status", "reservation_notes"]
 
-_STATE_STYLE = {"running": "bold green", "done": "bold", "failed": "bold red", "stopped": "bold yellow"}
+_STATE_STYLE = {
+    "running": "bold green",
+    "done": "bold",
+    "failed": "bold red",
+    "stopped": "bold yellow",
+    "interrupted": "bold yellow",
+}
 _ITEM_COLUMNS = (
     ("pending", "pending"),
     ("running", "running"),
@@ -75,11 +82,9 @@ def _stages_table(status: dict[str, Any]) -> Table:
     return table
 
 
-def _budget_table(status: dict[str, Any]) -> Table:
+def _budget_table(status: dict[str, Any]) -> ModelRows:
     """While the job runs: each model's use of its rate limits, 429s, retries, backoff and pause."""
-    table = Table(box=None, pad_edge=False, header_style="bold", caption_justify="left")
-    for name in ("model", "RPM used/limit", "TPM used/limit", "429s", "retries", "rate", "paused"):
-        table.add_column(name, justify="left" if name == "model" else "right", no_wrap=name != "model")
+    rows: list[tuple[str, list[str]]] = []
     for model in status["models"]:
         budget, usage = model["budget"], model["usage"]
         token_kind = "tpm" if budget is None or "tpm" in (budget.get("limits") or {}) else "itpm"
@@ -89,42 +94,58 @@ def _budget_table(status: dict[str, Any]) -> Table:
         factor = "-" if budget is None else percent(100.0 * float(budget.get("factor", 1.0)))
         paused = "-" if budget is None or not budget.get("paused_for_s") else duration(budget["paused_for_s"])
         run = model["run"]
-        table.add_row(
-            model["model"],
+        cells = [
             _limit_cell(usage, budget, "rpm"),
             tokens,
             count(run["rate_limited"]),
             count(run["retries"]),
             factor,
             paused,
-        )
-    table.caption = "this run; rate: share of the limits in use after 429s"
-    return table
+        ]
+        rows.append((model["model"], cells))
+    headers = ("RPM used/limit", "TPM used/limit", "429s", "retries", "rate", "paused")
+    return ModelRows(headers, rows, "this run; rate: share of the limits in use after 429s")
 
 
-def _models_table(status: dict[str, Any]) -> Table:
+def _models_table(status: dict[str, Any]) -> ModelRows:
     """After the job: calls, 429s, retries, tokens and cost per model, whole job."""
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name in ("model", "calls", "429s", "retries", "tokens in", "tokens out", "cost"):
-        table.add_column(name, justify="left" if name == "model" else "right")
+    rows: list[tuple[str, list[str]]] = []
     for model in status["models"]:
         job = model["job"]
-        table.add_row(
-            model["model"],
+        cells = [
             count(job["calls"]),
             count(job["rate_limited"]),
             count(job["retries"]),
             count(job["input_tokens"]),
             count(job["output_tokens"]),
             money(job["cost_usd"]),
+        ]
+        rows.append((model["model"], cells))
+    return ModelRows(("calls", "429s", "retries", "tokens in", "tokens out", "cost"), rows)
+
+
+def reservation_notes(status: dict[str, Any]) -> list[str]:
+    """One line per model whose max_tokens reservation, not the provider, holds throughput back."""
+    notes: list[str] = []
+    for model in status["models"]:
+        check = model.get("reservation")
+        if not check or not check["limiting"]:
+            continue
+        kind = check["limiting"][0]
+        reserved, used = percent(check["reserved_percent"][kind]), percent(check["used_percent"][kind])
+        notes.append(
+            f"{model['model']}: max_tokens {count(check['max_tokens'])}, not the provider, limits "
+            f"throughput: reservations fill {reserved} of {kind.upper()}, answers use {used}; the longest "
+            f"answers so far ({count(check['output_max'])} tokens) suggest max_tokens "
+            f"{count(check['suggested_max_tokens'])}"
         )
-    return table
+    return notes
 
 
 def _footer(status: dict[str, Any]) -> list[Text]:
     job, run = status["totals"]["job"], status["totals"]["run"]
     cost, progress, workers = status["cost"], status["progress"], status["workers"]
-    lines: list[Text] = []
+    lines: list[Text] = [Text(note, style="yellow") for note in reservation_notes(status)]
     if workers is not None:
         lines.append(
             Text(
@@ -147,6 +168,8 @@ def _footer(status: dict[str, Any]) -> list[Text]:
     if cost["unpriced"]:
         spent += f" (no price for {', '.join(cost['unpriced'])})"
     lines.append(Text(spent))
+    if status.get("gate"):
+        lines.append(Text(status["gate"]["line"]))
     if status["run"]["state"] == "running":
         rate = progress["per_minute"]
         lines.append(
@@ -155,8 +178,12 @@ def _footer(status: dict[str, Any]) -> list[Text]:
                 f"{'' if rate is None else f' at {rate:.1f}/min'}, ETA {duration(progress['eta_s'])}"
             )
         )
-    elif status["run"]["state"] == "died":
-        lines.append(Text("the job's process is gone; run the same command again to resume", style="yellow"))
+    elif status["run"]["state"] == "interrupted":
+        lines.append(
+            Text(
+                "interrupted: the job's process is gone; run the same command again to resume", style="yellow"
+            )
+        )
     return lines
 
 
@@ -189,6 +216,7 @@ def compact_line(status: dict[str, Any]) -> str:
         if pcts:
             use = " ".join(f"{kind} {percent(value)}" for kind, value in pcts.items())
             parts.append(f"{model['model']} {use}")
+    parts.extend(reservation_notes(status))
     parts.append(f"429s {run['rate_limited']}, retries {run['retries']}")
     parts.append(
         f"tokens {count(job['input_tokens'])} in / {count(job['output_tokens'])} out / "

@@ -25,11 +25,13 @@ def capture(job: Job, *, stages: Sequence[str] = ()) -> dict[str, Any]:
     for budget in job.budgets.all():
         models[budget.model_key] = {
             "limits": budget.limits(),
-            "learning": budget.learning,
+            # Still guessing: no limits configured and no response has told them yet.
+            "learning": budget.learning and not budget.limits_seen,
             "factor": round(budget.factor, 4),
             "paused_for_s": round(budget.paused_for, 3),
             "rate_limited": budget.rate_limited_count,
             "pauses": budget.pause_count,
+            "max_tokens": ledger.max_tokens.get(budget.model_key),  # what each call reserves
         }
     return {
         "version": SNAPSHOT_VERSION,

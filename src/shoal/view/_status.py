@@ -8,6 +8,7 @@ running job published (or from a snapshot handed in by the job's own process).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..gate import GateTally
 from ..journal import ItemStatus
 from ._cache import CallTotalsCache
 from ._format import phase_of
 from ._readonly import RunRow, latest_run, latest_snapshot, reading, table_exists
+from ._reservation import reservation_check
 from ._tally import CallTally
 
 __all__ = ["STATUS_VERSION", "UNASSIGNED_STAGE", "item_key", "read_status"]
@@ -30,6 +33,7 @@ _RECENT_S = 60.0  # window for throughput, ETA and budget use
 _MIN_WINDOW_S = 5.0
 _STALE_S = 10.0  # a snapshot older than this no longer proves the job is alive
 _SLACK_S = 5.0  # calls are written slightly out of created_at order
+_PID_START_SLACK_S = 2.0  # /proc's boot time has whole seconds; a process starts before its run
 
 
 def item_key(status: str) -> str:
@@ -84,14 +88,35 @@ def read_status(
         return {**base, **_Reader(conn, run, snapshot, now, cache or CallTotalsCache()).build()}
 
 
-def _pid_alive(pid: int) -> bool:
+def _proc_start(pid: int) -> tuple[str, float] | None:
+    """(state letter, start time on the wall clock) of a process, from Linux's /proc; None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _pid_alive(pid: int, started_at: float) -> bool:
+    """Whether the run's process still runs: not gone, not a zombie (killed, not yet reaped), and
+    not a newer process that was given the same pid after the run's own died."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    found = _proc_start(pid)
+    if found is None:
         return True
-    return True
+    state, started = found
+    return state not in ("Z", "X") and started <= started_at + _PID_START_SLACK_S
 
 
 class _Reader:
@@ -112,12 +137,15 @@ class _Reader:
         self.live = self.state == "running"
         self.stages: dict[str, _Stage] = {}
         self.events: dict[tuple[bool, str], int] = {}
+        # Per model, output and input tokens of the calls answered in the recent window.
+        self.answered: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
 
     def _state(self) -> str:
         if self.run.status != "running":
             return self.run.status
         fresh = self.snapshot is not None and self.now - float(self.snapshot.get("ts", 0)) <= _STALE_S
-        return "running" if fresh or _pid_alive(self.run.pid) else "died"
+        alive = fresh or _pid_alive(self.run.pid, self.run.started_at)
+        return "running" if alive else "interrupted"
 
     def _stage(self, name: str) -> _Stage:
         stage = self.stages.get(name)
@@ -159,6 +187,7 @@ class _Reader:
             "models": self._models(models, snap, window),
             "cost": self._cost(totals, snap, items),
             "progress": progress,
+            "gate": self._gate(),
             "snapshot": None if not snap else {"ts": snap.get("ts"), "age_s": self.now - float(snap["ts"])},
         }
 
@@ -234,7 +263,8 @@ class _Reader:
             lambda: {"rpm": 0.0, "tpm": 0.0, "itpm": 0.0, "otpm": 0.0}
         )
         rows = self.conn.execute(
-            "SELECT model, created_at, input_tokens, output_tokens FROM calls WHERE job = ? ORDER BY id DESC",
+            "SELECT model, created_at, input_tokens, output_tokens, outcome FROM calls WHERE job = ? "
+            "ORDER BY id DESC",
             (self.run.job,),
         )
         for row in rows:
@@ -244,12 +274,44 @@ class _Reader:
             if created < since:
                 continue
             entry = used[str(row["model"])]
+            if row["outcome"] == "ok":
+                answered = self.answered[str(row["model"])]
+                answered[0].append(int(row["output_tokens"]))
+                answered[1].append(int(row["input_tokens"]))
             entry["rpm"] += 1
             entry["itpm"] += int(row["input_tokens"])
             entry["otpm"] += int(row["output_tokens"])
             entry["tpm"] += int(row["input_tokens"]) + int(row["output_tokens"])
         scale = 60.0 / window
         return {model: {k: v * scale for k, v in entry.items()} for model, entry in used.items()}
+
+    def _gate(self) -> dict[str, Any] | None:
+        """What a plan's quality gate did (from its "stage" events), or None for other jobs."""
+        if not table_exists(self.conn, "events"):
+            return None
+        rows = self.conn.execute(
+            "SELECT e.detail FROM events e JOIN runs r ON r.id = e.run_id "
+            "WHERE r.job = ? AND e.kind = 'stage'",
+            (self.run.job,),
+        ).fetchall()
+        if not rows:
+            return None
+        tally = GateTally()
+        for row in rows:
+            detail = json.loads(row["detail"] or "{}")
+            item, stage, outcome = (str(detail.get(k)) for k in ("item", "stage", "outcome"))
+            tally.record(item, stage, outcome, detail)
+        states = self.conn.execute("SELECT item, status FROM items WHERE job = ?", (self.run.job,)).fetchall()
+        shipped = {r["item"] for r in states if r["status"] == ItemStatus.DONE.value}
+        needs_review = {r["item"] for r in states if r["status"] == ItemStatus.NEEDS_REVIEW.value}
+        return {
+            "lint_fixed": sorted(tally.lint_fixed),
+            "flagged": sorted(tally.flagged),
+            "fixed": sorted(tally.flagged & shipped),
+            "escalated": sorted(tally.escalated),
+            "needs_review": sorted(needs_review),
+            "line": tally.line(shipped, needs_review),
+        }
 
     def _run_count(self) -> int:
         row = self.conn.execute("SELECT count(*) FROM runs WHERE job = ?", (self.run.job,)).fetchone()
@@ -273,6 +335,7 @@ class _Reader:
                 "run": {**tallies["run"].as_dict(), "retries": events.get((True, f"retry@{key}"), 0)},
                 "budget": None,
                 "usage": None,
+                "reservation": None,
             }
             if budget is not None and self.live:
                 limits = {k: float(v) for k, v in (budget.get("limits") or {}).items()}
@@ -283,6 +346,9 @@ class _Reader:
                     "per_minute": {k: rates.get(k, 0.0) for k in limits},
                     "percent": {k: 100.0 * rates.get(k, 0.0) / v for k, v in limits.items() if v > 0},
                 }
+                outputs, inputs = self.answered.get(key, ([], []))
+                reserving = budget.get("max_tokens")
+                entry["reservation"] = reservation_check(reserving, limits, rates, outputs, inputs)
             out.append(entry)
         return out
 

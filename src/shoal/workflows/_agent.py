@@ -15,7 +15,8 @@ from typing import Any, TypeVar, overload
 
 import pydantic_core
 from pydantic import TypeAdapter
-from pydantic_ai import Agent
+from pydantic_ai import Agent, capture_run_messages
+from pydantic_ai.messages import ModelMessage
 from pydantic_ai.output import StructuredDict
 from pydantic_ai.tools import RunContext
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, WrapperToolset
@@ -26,6 +27,7 @@ from ..engine import Stopped
 from ..errors import BudgetExhausted
 from ..journal import ItemStatus
 from ._errors import AgentFailed, WorkflowError
+from ._failure import failure_line
 from ._model import Session, build_model, dump_messages
 from ._paths import current_scope, digest, slug
 from ._runtime import Runtime, current_runtime
@@ -109,11 +111,6 @@ def _split_tools(tools: Sequence[ToolSpec]) -> tuple[list[str], list[Callable[..
         else:
             raise WorkflowError(f"agent(tools=...): {tool!r} is neither a tool name nor a function")
     return names, functions
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _summary(output: Any) -> str:
@@ -239,7 +236,9 @@ async def _run(
         listed: list[Any] = list(functions)
         if tool_names:
             where = await _workspace_for(runtime, path)
-            listed = [*builtin_tools(tool_names, where, runtime.settings.allowed_commands), *listed]
+            hidden = [p.api_key_env for p in job.config.providers.values() if p.api_key_env]
+            allowed = runtime.settings.allowed_commands
+            listed = [*builtin_tools(tool_names, where, allowed, hidden=hidden), *listed]
         previous = _previous_results(job.journal.load_session(session.session_id))
         toolsets.append(_ReplayingToolset(FunctionToolset(listed), previous=previous))
     retries = runtime.settings.output_retries
@@ -252,8 +251,10 @@ async def _run(
         model_settings={"max_tokens": session.max_tokens},
         name=path.rsplit("/", 1)[-1],
     )
+    captured: list[ModelMessage] = []
     try:
-        result = await runner.run(text, usage_limits=UsageLimits(request_limit=max_requests))
+        with capture_run_messages() as captured:  # kept on failure: the answer goes in the reason
+            result = await runner.run(text, usage_limits=UsageLimits(request_limit=max_requests))
     except Stopped:
         job.journal.write_nowait([job.journal.item_write(job.name, path, ItemStatus.PENDING)])
         raise
@@ -263,7 +264,7 @@ async def _run(
         job.stop.drain(f"budget: {exc}")
         raise Stopped(str(exc)) from None
     except Exception as exc:  # the agent failed for good: its retries are spent
-        reason = _reason(exc)
+        reason = failure_line(exc, captured)
         runtime.failures[path] = reason
         runtime.agents.failed += 1
         await job.journal.set_item(job.name, path, ItemStatus.FAILED, error=reason, attempts=1)

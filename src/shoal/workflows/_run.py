@@ -5,8 +5,6 @@ turned into a report and an exit code (0 done, 1 some agents failed or the scrip
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ import pydantic_core
 
 from ..engine import Job, Stopped, StopState
 from ..errors import BudgetExhausted, UsageError
+from ..gate import write_atomic
 from ..journal import RunStatus
 from ._definition import Workflow
 from ._errors import AgentCapExceeded, AgentFailed
@@ -60,13 +59,40 @@ def _render(value: Any) -> str:
 
 
 def _write_report(path: Path, value: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(_render(value))
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
+    write_atomic(path, _render(value))  # a rewritten report keeps its permissions
+    return path
+
+
+async def _report_failure(result: WorkflowResult, root: Path) -> None:
+    """A run that ended on an error still writes its report: what the finished agents did is not
+    lost with the one that failed."""
+    if result.error is None or result.stopped is not None:
+        return
+    runtime = result.runtime
+    await runtime.job.journal.flush()
+    path = report_path(root, runtime.settings.name)
+    result.report = await asyncio.to_thread(_write_failure_report, path, runtime, result.error)
+
+
+def _write_failure_report(path: Path, runtime: Runtime, error: str) -> Path:
+    job = runtime.job
+    rows = job.journal.query(
+        "SELECT item, status, output, error FROM items WHERE job = ? AND status IN ('done', 'failed') "
+        "ORDER BY rowid",
+        (job.name,),
+    )
+    lines = [f"# Workflow {runtime.settings.name}: did not finish", "", error, ""]
+    failed = [row for row in rows if row["status"] == "failed"]
+    done = [row for row in rows if row["status"] == "done"]
+    if failed:
+        lines += ["## Failed agents", ""]
+        lines += [f"- `{row['item']}`: {row['error'] or 'failed'}" for row in failed]
+        lines.append("")
+    lines += [f"## Finished agents ({len(done)})", ""]
+    lines += [f"- `{row['item']}`: {' '.join(str(row['output'] or '').split())}" for row in done]
+    if not done:
+        lines.append("(none)")
+    write_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -150,6 +176,7 @@ async def run_workflow(
         finally:
             if reporter is not None:
                 reporter.cancel()
+    await _report_failure(result, root)
     result.failed = dict(runtime.failures)
     code = result.exit_code
     job.status = {0: RunStatus.DONE, 1: RunStatus.FAILED}.get(code, RunStatus.STOPPED)

@@ -3,8 +3,11 @@
 `read_file`, `list_files` and `write_file` resolve every path (symlinks included) and refuse one
 that lands outside the workspace; `run` starts only commands whose leading words match an entry
 of the allowlist (the workflow's `commands=` plus shoal.toml `[workflow] allowed_commands`), with
-no shell, inside the workspace, and refuses arguments that point outside it. The allowlist is a
-gate, not a sandbox: an allowed program can do whatever that program does.
+no shell, inside the workspace, and refuses any argument that names a path outside it once
+symlinks are resolved (`cat link` where `link` points out of the workspace is refused). Commands
+get a scrubbed environment (no keys, tokens, secrets or passwords), and every known secret value
+is redacted from their output before the model or the journal sees it. The allowlist is a gate,
+not a sandbox: an allowed program can do whatever that program does.
 
 A tool refusal is returned to the model as the tool's result, so it can correct itself without
 spending the agent's retries.
@@ -14,15 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic_ai.tools import Tool
+
+from ..gate import write_atomic
+from ..view import Redactor
 
 __all__ = [
     "BUILTIN_TOOLS",
@@ -34,6 +40,7 @@ __all__ = [
     "confine",
     "run_command",
     "run_shell",
+    "scrubbed_environment",
 ]
 
 BUILTIN_TOOLS = ("read_file", "list_files", "write_file", "run")
@@ -42,6 +49,13 @@ _MAX_LISTED = 500
 _OUTPUT_TAIL = 6_000
 _COMMAND_TIMEOUT_S = 300.0
 _SHELL_SYNTAX = (";", "|", "&", ">", "<", "`", "$(")
+# Variables an allowed command never sees: keys, tokens, secrets, passwords, credentials.
+_SECRET_NAME = re.compile(
+    r"SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|TOKEN|API_?KEY"  # anywhere in the name
+    r"|(?:^|_)(?:KEY|AUTH|AUTHORIZATION|COOKIE|PRIVATE)(?:$|_)",  # as a word: not GIT_AUTHOR_NAME
+    re.I,
+)
+_CREDENTIALS_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
 
 class Refused(Exception):
@@ -83,13 +97,16 @@ def _matches(argv: list[str], allowed: Sequence[str]) -> bool:
 
 
 def _outside(workspace: Path, argument: str) -> bool:
-    """Whether an argument names a path outside the workspace (also in --option=VALUE form)."""
+    """Whether an argument names a path outside the workspace once symlinks are resolved (also in
+    --option=VALUE form). Every argument is tried as a path: `link` may be a symlink that leads out."""
     value = argument.split("=", 1)[1] if argument.startswith("-") and "=" in argument else argument
-    if not (value.startswith(("/", "~")) or ".." in Path(value).parts):
+    if not value or "\x00" in value:
         return False
     try:
         confine(workspace, os.path.expanduser(value))
     except Refused:
+        return True
+    except (OSError, RuntimeError, ValueError):  # a symlink loop or an unusable name
         return True
     return False
 
@@ -113,8 +130,21 @@ def check_command(command: str, allowed: Sequence[str], workspace: Path) -> list
     return argv
 
 
+def scrubbed_environment(env: Mapping[str, str], hidden: Sequence[str] = ()) -> dict[str, str]:
+    """`env` without secrets (names like *_API_KEY, *_TOKEN, *SECRET*, *PASSWORD*, the `hidden`
+    names, values with credentials in a URL), with the Python that runs shoal first on PATH."""
+    kept = {
+        name: value
+        for name, value in env.items()
+        if not _SECRET_NAME.search(name) and name not in hidden and not _CREDENTIALS_IN_URL.search(value)
+    }
+    kept["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    kept.pop("PYTHONPATH", None)
+    return kept
+
+
 def _environment() -> dict[str, str]:
-    """The caller's environment, with the Python that runs shoal first on PATH."""
+    """The author's own commands (a verify_fix oracle) keep the caller's environment."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("PYTHONPATH", None)
@@ -132,18 +162,27 @@ async def _collect(process: asyncio.subprocess.Process, timeout_s: float) -> Com
     return CommandResult(process.returncode or 0, text[-_OUTPUT_TAIL:])
 
 
-async def run_command(argv: list[str], cwd: Path, timeout_s: float = _COMMAND_TIMEOUT_S) -> CommandResult:
+async def run_command(
+    argv: list[str],
+    cwd: Path,
+    timeout_s: float = _COMMAND_TIMEOUT_S,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> CommandResult:
+    """An allowed command, without a shell, with a scrubbed environment (`env`, default: ours)."""
     if argv[0] in ("python", "python3"):
         argv = [sys.executable, *argv[1:]]
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
-        env=_environment(),
+        env=dict(env) if env is not None else scrubbed_environment(os.environ),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    return await _collect(process, timeout_s)
+    result = await _collect(process, timeout_s)
+    # Its output may reach a fixer agent and the journal: known secret values never do.
+    return CommandResult(result.exit_code, Redactor.from_env(os.environ).text(result.output))
 
 
 async def run_shell(command: str, cwd: Path, timeout_s: float = 600.0) -> CommandResult:
@@ -156,27 +195,33 @@ async def run_shell(command: str, cwd: Path, timeout_s: float = 600.0) -> Comman
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    return await _collect(process, timeout_s)
-
-
-def _write_atomically(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    result = await _collect(process, timeout_s)
+    return CommandResult(result.exit_code, Redactor.from_env(os.environ).text(result.output))
 
 
 class WorkspaceTools:
-    """The built-in tools, bound to one workspace and one allowlist."""
+    """The built-in tools, bound to one workspace and one allowlist.
 
-    def __init__(self, workspace: Path, allowed: Sequence[str]) -> None:
+    `env`: the environment commands start from (default: ours), scrubbed of secrets and of the
+    `hidden` names (say a provider key kept in a variable of the user's choosing); `redactor`
+    removes known secret values from what commands print.
+    """
+
+    def __init__(
+        self,
+        workspace: Path,
+        allowed: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        hidden: Sequence[str] = (),
+    ) -> None:
         self.workspace = workspace
         self.allowed = tuple(allowed)
+        source = os.environ if env is None else env
+        self._env = scrubbed_environment(source, hidden)
+        known = Redactor.from_env(source).secrets
+        extra = tuple(source[name] for name in hidden if len(source.get(name, "")) >= 8)
+        self._redactor = Redactor(tuple(sorted({*known, *extra}, key=len, reverse=True)))
 
     def read_file(self, path: str) -> str:
         """Read a text file of the workspace. `path` is relative to the workspace root."""
@@ -212,7 +257,7 @@ class WorkspaceTools:
     def write_file(self, path: str, content: str) -> str:
         """Create or replace a text file of the workspace with `content`."""
         try:
-            _write_atomically(confine(self.workspace, path, writing=True), content)
+            write_atomic(confine(self.workspace, path, writing=True), content)
         except Refused as exc:
             return str(exc)
         except OSError as exc:
@@ -223,15 +268,17 @@ class WorkspaceTools:
         """Run an allowed command (no shell) in the workspace; returns its exit code and output."""
         try:
             argv = check_command(command, self.allowed, self.workspace)
-            result = await run_command(argv, self.workspace)
+            result = await run_command(argv, self.workspace, env=self._env)
         except Refused as exc:
             return str(exc)
         except OSError as exc:
             return f"error: cannot start the command: {exc.strerror or exc}"
-        return result.describe()
+        return self._redactor.text(result.describe())
 
 
-def builtin_tools(names: Sequence[str], workspace: Path, allowed: Sequence[str]) -> list[Tool[Any]]:
-    """The named built-in tools, bound to one workspace."""
-    tools = WorkspaceTools(workspace, allowed)
+def builtin_tools(
+    names: Sequence[str], workspace: Path, allowed: Sequence[str], *, hidden: Sequence[str] = ()
+) -> list[Tool[Any]]:
+    """The named built-in tools, bound to one workspace; `hidden`: more variables commands never see."""
+    tools = WorkspaceTools(workspace, allowed, hidden=hidden)
     return [Tool(getattr(tools, name), name=name) for name in names]

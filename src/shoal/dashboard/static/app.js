@@ -101,6 +101,10 @@ function renderStatus(s) {
   $("state").textContent = run.stopping ? run.state + " (" + run.stopping + ")" : run.state;
   $("state").className = "badge " + run.state;
   $("run-id").textContent = run.id + (run.runs > 1 ? " of " + run.runs : "");
+  $("advice").textContent = advice(s).join("\n");
+  $("advice").hidden = !$("advice").textContent;
+  $("gate").textContent = s.gate ? s.gate.line : "";
+  $("gate").hidden = !s.gate;
   $("elapsed").textContent = fmtDuration(run.elapsed_s);
   setNum("items-done", items.done);
   setNum("items-total", items.total);
@@ -151,6 +155,25 @@ function renderStatus(s) {
   if (history.length > 600) history.shift();
   drawSpark();
   if (run.id !== runId) { runId = run.id; loadSource(); }
+}
+
+// What the terminal view says below its tables: an interrupted run, and models whose max_tokens
+// reservation, not the provider, holds throughput back.
+function advice(s) {
+  const lines = [];
+  if (s.run.state === "interrupted") {
+    lines.push("interrupted: the job's process is gone; run the same command again to resume");
+  }
+  for (const m of s.models) {
+    const r = m.reservation;
+    if (!r || !r.limiting || !r.limiting.length) continue;
+    const k = r.limiting[0];
+    lines.push(m.model + ": max_tokens " + fmtCount(r.max_tokens) + ", not the provider, limits throughput: " +
+      "reservations fill " + fmtPct(r.reserved_percent[k]) + " of " + k.toUpperCase() + ", answers use " +
+      fmtPct(r.used_percent[k]) + "; the longest answers so far (" + fmtCount(r.output_max) +
+      " tokens) suggest max_tokens " + fmtCount(r.suggested_max_tokens));
+  }
+  return lines;
 }
 
 function drawSpark() {
