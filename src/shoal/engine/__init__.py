@@ -5,6 +5,7 @@ from ._executor import Executor, LocalExecutor
 from ._job import Job, Workspace, open_job
 from ._ledger import Ledger, Tally
 from ._stop import Stopped, StopSignal, StopState
+from ._streak import FailureStreak
 
 __all__ = [
     "CallResult",
@@ -12,6 +13,7 @@ __all__ = [
     "CallStats",
     "Exchange",
     "Executor",
+    "FailureStreak",
     "Job",
     "Ledger",
     "LocalExecutor",

@@ -68,6 +68,7 @@ class Runtime:
             (job.name, job.run_id),
         )
         self._tokens_before = int(rows[0][0])
+        self.retries = job.journal.retry_generations(job.name)  # agent path -> retry generation
 
     # -- models ----------------------------------------------------------------------------
 
