@@ -103,6 +103,10 @@ def test_a_map_whose_every_answer_is_bad_stops_after_ten_calls(workspace: Path) 
     with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
         statuses = {row[0] for row in conn.execute("SELECT status FROM items")}
     assert "done" not in statuses and "failed" not in statuses  # nothing judged: fix, then rerun
+    with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
+        (detail,) = conn.execute("SELECT detail FROM events WHERE kind = 'same_failure'").fetchone()
+        (status,) = conn.execute("SELECT status FROM runs").fetchone()
+    assert "is not of type" in json.loads(detail)["reason"] and status == "failed"
 
 
 def test_a_map_refused_with_400_on_every_call_stops_after_ten_calls(workspace: Path) -> None:
@@ -128,3 +132,32 @@ def test_a_map_refused_with_400_on_every_call_stops_after_ten_calls(workspace: P
     with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
         errors = {row[0] for row in conn.execute("SELECT error FROM calls")}
     assert len(errors) >= 5  # alike, not identical: each names its own token counts
+
+
+FANOUT = """
+from shoal import agent, parallel, workflow
+
+@workflow(name="describe")
+async def main() -> list:
+    return await parallel([f"part {i:02d}" for i in range(30)], lambda p: agent(f"Describe {p}"))
+"""
+
+
+def test_a_workflow_whose_every_answer_is_empty_stops_after_ten_calls(workspace: Path) -> None:
+    (workspace / "wf.py").write_text(FANOUT)
+    (workspace / "shoal.toml").write_text(
+        '[workflow]\ndefault_model = "openai:gpt-4o-mini"\n\n[job]\nconcurrency = 4\nmax_tokens = 64\n'
+    )
+    settings = FakeSettings(
+        limits=FakeLimits(rpm=60_000, tpm=50_000_000), latency_s=0.0, replies=(FakeReply("Describe", ""),)
+    )
+    with FakeServer(settings) as server:
+        env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
+        result = run_shoal(workspace, "run", "wf.py", "--yes", env=env)
+        requests = server.backend.stats["requests"]
+    assert result.returncode == 1, result.stderr
+    assert 10 <= requests <= 10 + 4, requests  # not 30 agents x 5 attempts
+    assert (
+        "workflow: halted: the last 10 calls all failed the same way (empty): empty answer" in result.stderr
+    )
+    assert "resume with" not in result.stderr

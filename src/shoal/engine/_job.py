@@ -99,7 +99,11 @@ async def open_job(
                 settings=budget_settings or BudgetSettings(max_pause_s=settings.max_pause_s),
             )
             providers = providers or ProviderSet(config, env)
-            streak = FailureStreak(stop, limit=settings.same_failure_limit)
+            streak = FailureStreak(
+                stop,
+                limit=settings.same_failure_limit,
+                on_trip=lambda reason: journal.event(run_id, "same_failure", None, reason=reason),
+            )
             caller = ModelCaller(
                 job=name,
                 run_id=run_id,

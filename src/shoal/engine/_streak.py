@@ -13,6 +13,8 @@ the streak: they are the provider's, and the job waits them out as a whole. A su
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .._signature import failure_signature
 from ._stop import StopSignal
 
@@ -38,8 +40,15 @@ class FailureStreak:
     `limit` 0 turns the detector off.
     """
 
-    def __init__(self, stop: StopSignal, *, limit: int = DEFAULT_STREAK_LIMIT) -> None:
+    def __init__(
+        self,
+        stop: StopSignal,
+        *,
+        limit: int = DEFAULT_STREAK_LIMIT,
+        on_trip: Callable[[str], None] | None = None,
+    ) -> None:
         self._stop = stop
+        self._on_trip = on_trip
         self.limit = limit
         self.count = 0
         self.signature: str | None = None
@@ -64,4 +73,6 @@ class FailureStreak:
                 f"the last {self.count} calls all failed the same way ({outcome}): "
                 f"{example[0] if example else outcome}"
             )
+            if self._on_trip is not None:
+                self._on_trip(self.reason)
             self._stop.drain(f"same failure: {self.reason}")
