@@ -45,6 +45,7 @@ def test_map_retry_failed_sends_only_the_failed_records_again(workspace: Path) -
     assert sent_first == 9 + 5
     assert retried.returncode == 0, retried.stderr
     assert sent_retry == 1  # rec-003 only; the nine that succeeded were not touched
+    assert "map: 1 record(s) that had failed were sent afresh" in retried.stderr
     assert sorted(output_ids(workspace / "out.jsonl")) == ids
     assert again.returncode == 0 and sent_again == 0  # nothing failed any more: nothing to send
     # The journal keeps the five bad attempts; the retry is a new call under a new key.

@@ -161,3 +161,40 @@ def test_a_workflow_whose_every_answer_is_empty_stops_after_ten_calls(workspace:
         "workflow: halted: the last 10 calls all failed the same way (empty): empty answer" in result.stderr
     )
     assert "resume with" not in result.stderr
+
+
+COUNTS = """
+from pydantic import BaseModel
+from shoal import agent, parallel, workflow
+
+class Count(BaseModel):
+    count: int
+
+@workflow(name="counts")
+async def main() -> list:
+    return await parallel([f"part {i:02d}" for i in range(30)],
+                          lambda p: agent(f"Count the {p}", schema=Count))
+"""
+
+
+def test_a_workflow_whose_agents_all_fail_validation_stops_after_ten_agents(workspace: Path) -> None:
+    (workspace / "wf.py").write_text(COUNTS)
+    (workspace / "shoal.toml").write_text(
+        '[workflow]\ndefault_model = "openai:gpt-4o-mini"\n\n[job]\nconcurrency = 4\nmax_tokens = 64\n'
+    )
+    bad = "not json at all"
+    settings = FakeSettings(
+        limits=FakeLimits(rpm=60_000, tpm=50_000_000),
+        latency_s=0.0,
+        replies=(FakeReply("Count the", bad), FakeReply("Invalid JSON", bad)),
+    )
+    with FakeServer(settings) as server:
+        env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
+        result = run_shoal(workspace, "run", "wf.py", "--yes", env=env)
+        requests = server.backend.stats["requests"]
+    assert result.returncode == 1, result.stderr
+    # Every call is a finished answer to the caller; the agents' verdicts are what repeat. Each
+    # agent makes 3 requests (its answer and 2 output retries): 30 agents would be 90.
+    assert 30 <= requests <= (10 + 4) * 3, requests
+    assert "workflow: halted: the last 10 agents all failed the same way" in result.stderr
+    assert "Exceeded maximum output retries" in result.stderr

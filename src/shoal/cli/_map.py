@@ -96,6 +96,8 @@ def map_command(
         ) as job:
             async with watch_job(job, stages=(MAP_STAGE,)):  # live view on stderr, snapshots for status
                 result = await run_map(plan, job, retry_failed=retry_failed)
+            if retry_failed:
+                say(f"map: {result.retried} record(s) that had failed were sent afresh")
             say(_summary(result, job, out))
         for record_id, error in list(result.failed.items())[:20]:
             say(f"  failed: {record_id}: {error}")

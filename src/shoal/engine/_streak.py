@@ -37,7 +37,9 @@ def is_call_specific(outcome: str, status: int | None) -> bool:
 class FailureStreak:
     """Counts alike call-specific failures in a row; at `limit` it drains the job once.
 
-    `limit` 0 turns the detector off.
+    `limit` 0 turns the detector off. The caller feeds one per job; a workflow feeds a second one
+    with its agents' verdicts, because an answer that fails the agent's output validation is a
+    finished call to the caller.
     """
 
     def __init__(
@@ -46,8 +48,10 @@ class FailureStreak:
         *,
         limit: int = DEFAULT_STREAK_LIMIT,
         on_trip: Callable[[str], None] | None = None,
+        noun: str = "calls",
     ) -> None:
         self._stop = stop
+        self.noun = noun
         self._on_trip = on_trip
         self.limit = limit
         self.count = 0
@@ -55,23 +59,29 @@ class FailureStreak:
         self.reason: str | None = None  # set once the streak has stopped the job
 
     def observe(self, outcome: str, status: int | None, error: str | None) -> None:
+        """One sent call's outcome, as the caller journals it."""
+        if outcome == "ok":
+            self.success()
+        elif is_call_specific(outcome, status):
+            self.failure(outcome, error or outcome)
+
+    def success(self) -> None:
+        self.count, self.signature = 0, None
+
+    def failure(self, kind: str, message: str) -> None:
+        """A failure known to be specific to its call (or agent); alike ones in a row add up."""
         if self.reason is not None or self.limit <= 0:
             return
-        if outcome == "ok":
-            self.count, self.signature = 0, None
-            return
-        if not is_call_specific(outcome, status):
-            return
-        signature = f"{outcome}: {failure_signature(error or outcome)}"
+        signature = f"{kind}: {failure_signature(message)}"
         if signature == self.signature:
             self.count += 1
         else:
             self.signature, self.count = signature, 1
         if self.count >= self.limit:
-            example = (error or outcome).strip().splitlines()
+            example = message.strip().splitlines()
             self.reason = (
-                f"the last {self.count} calls all failed the same way ({outcome}): "
-                f"{example[0] if example else outcome}"
+                f"the last {self.count} {self.noun} all failed the same way ({kind}): "
+                f"{example[0] if example else kind}"
             )
             if self._on_trip is not None:
                 self._on_trip(self.reason)

@@ -107,9 +107,10 @@ async def _start_retry(job: Job) -> list[str]:
 
 
 def _note_streak(result: WorkflowResult, job: Job) -> None:
-    if job.streak is not None and job.streak.reason:
+    reason = (job.streak.reason if job.streak is not None else None) or result.runtime.agent_streak.reason
+    if reason:
         result.stopped = None  # not resumable as it is: the cause needs fixing first
-        result.error = f"halted: {job.streak.reason}"
+        result.error = f"halted: {reason}"
 
 
 async def run_workflow(
