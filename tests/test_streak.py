@@ -27,6 +27,9 @@ def test_signatures_ignore_numbers_ids_quoted_values_and_the_items_own_words() -
     assert failure_signature("request 3f2a9c1e8b7d6a5f failed") == failure_signature(
         "request 0a1b2c3d4e5f6a7b failed"
     )
+    assert failure_signature(
+        "tool call_363e72e4de7f4a1a8283e26a, req 0f8c2a9e-4b1d-4c3e-9f00-12ab34cd56ef"
+    ) == (failure_signature("tool call_d629cfab12d94a2e8e7a633d, req 7a1b2c3d-0000-4111-8222-abcdefabcdef"))
     titled = "front matter title is {}, it doesn't match {}"
     assert failure_signature(titled.format("Rbac", "rbac.md"), ["Rbac", "rbac.md"]) == failure_signature(
         titled.format("OAuth and OIDC", "oauth-oidc.md"), ["OAuth and OIDC", "oauth-oidc.md"]

@@ -17,7 +17,8 @@ QUOTED = "'…'"
 NUMBER = "N"
 
 _QUOTED = re.compile(r"(?<!\w)'[^'\n]*'(?!\w)|\"[^\"\n]*\"|`[^`\n]*`")
-_ID = re.compile(r"\b(?=[0-9a-f-]*\d)[0-9a-f]{8,}(?:-[0-9a-f]{4,})*\b", re.IGNORECASE)
+# Hex ids (request ids, uuids, hashes), also after "call_" or "chatcmpl-": 8+ hex digits, one a digit.
+_ID = re.compile(r"(?<![0-9a-z])(?=[0-9a-f-]*\d)[0-9a-f]{8,}(?:-[0-9a-f]{4,})*(?![0-9a-z])", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _SPACE = re.compile(r"\s+")
 _MAX = 200
