@@ -22,8 +22,7 @@ from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, WrapperToolse
 from pydantic_ai.toolsets.abstract import ToolsetTool
 from pydantic_ai.usage import UsageLimits
 
-from ..engine import Stopped
-from ..engine._streak import is_call_specific
+from ..engine import Stopped, is_call_specific
 from ..errors import BudgetExhausted, ModelCallError
 from ..journal import ItemStatus
 from ._errors import AgentFailed, WorkflowError
