@@ -201,3 +201,27 @@ def test_a_workflow_whose_agents_all_fail_validation_stops_after_ten_agents(work
     assert 30 <= requests <= (10 + 4) * 3, requests
     assert "workflow: halted: the last 10 agents all failed the same way" in result.stderr
     assert "Exceeded maximum output retries" in result.stderr
+
+
+def test_a_plan_whose_every_call_is_refused_stops_at_the_configured_limit(workspace: Path) -> None:
+    from plan_helpers import copy_example, shipped, status_cells
+
+    copy_example(workspace)
+    # Both tiers on one model, so every refusal reads alike; a limit of 4 to show the setting.
+    (workspace / "shoal.toml").write_text(
+        '[models]\nhaiku = "openai:same-test"\nsonnet = "openai:same-test"\n\n'
+        "[job]\nconcurrency = 8\nsame_failure_limit = 4\n"
+    )
+    settings = FakeSettings(limits=FakeLimits(rpm=60_000, tpm=600, window_s=1.0), latency_s=0.0)
+    with FakeServer(settings) as server:
+        env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
+        result = run_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
+        requests = server.backend.stats["requests"]
+    assert result.returncode == 1, result.stderr
+    # Phase 1's three drafts are refused, then their three escalated drafts: the 4th refusal stops
+    # the job (the other two were already in flight) and phase 2 never starts.
+    assert 4 <= requests <= 6, requests
+    assert "plan: halted: the last 4 calls all failed the same way (rejected): HTTP 400" in result.stderr
+    assert shipped(workspace) == set()
+    statuses = status_cells((workspace / "PLAN.md").read_text())
+    assert statuses["token-lifecycle.md"] == "pending" and statuses["zero-trust-patterns.md"] == "pending"
