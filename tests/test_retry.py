@@ -5,13 +5,16 @@ replays with nothing sent."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeReply, FakeServer, FakeSettings
 from shoal.providers import load_replies
 
-from helpers import MAP_ARGV, clean_env, output_ids, run_shoal, write_records
+from helpers import MAP_ARGV, clean_env, output_ids, run_shoal, shoal_argv, write_records
 from plan_helpers import copy_example, replies, shipped, status_cells, use_openai_models, write_replies
 
 LIMITS = FakeLimits(rpm=60_000, tpm=50_000_000)
@@ -176,3 +179,55 @@ def test_retry_options_are_checked_against_the_kind_of_file(workspace: Path) -> 
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (workspace / ".shoal").exists()
+
+
+def test_a_retry_killed_half_way_resumes_under_its_own_generation(workspace: Path) -> None:
+    copy_example(workspace)
+    use_openai_models(workspace)
+    scripted = replies(workspace)
+    draft = next(
+        i["reply"] for i in scripted if i["match"] == 'Create the document "Role-Based Access Control"'
+    )
+    write_replies(
+        workspace,
+        [
+            {"match": 'Review the draft of "Role-Based Access Control"', "reply": FLAG, "times": 4},
+            {"match": 'A reviewer flagged these problems in your draft of "Role-Based', "reply": draft},
+            *scripted,
+        ],
+    )
+    replies_ = load_replies(workspace / "rehearsal.json")
+    settings = FakeSettings(limits=LIMITS, latency_s=0.4, jitter=0.0, replies=replies_)
+    argv = ("run", "PLAN.md", "--yes", "--phase", "1")
+    with FakeServer(settings) as server:
+        env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
+        assert run_shoal(workspace, *argv, env=env).returncode == 1  # rbac.md: needs-review
+        process = subprocess.Popen(
+            shoal_argv(*argv, "--retry", "needs-review"),
+            cwd=workspace,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not rows(
+            workspace, "SELECT key FROM calls WHERE run_id = 2 AND outcome = 'ok'"
+        ):
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        finished = {
+            key for (key,) in rows(workspace, "SELECT key FROM calls WHERE run_id = 2 AND outcome = 'ok'")
+        }
+        assert 1 <= len(finished) < 3, "the kill should land inside the retry"
+        # The status cell went back to pending before anything was sent, so the plain command resumes.
+        assert status_cells((workspace / "PLAN.md").read_text())["rbac.md"] == "pending"
+        before = server.backend.stats["requests"]
+        resumed = run_shoal(workspace, *argv, env=env)
+        sent = server.backend.stats["requests"] - before
+    assert resumed.returncode == 0, resumed.stderr
+    assert "rbac.md" in shipped(workspace)
+    assert sent == 3 - len(finished)  # the retry's finished calls replayed, not sent again
+    again = {key for (key,) in rows(workspace, f"SELECT key FROM calls WHERE run_id = {last_run(workspace)}")}
+    assert not again & finished
+    assert rows(workspace, "SELECT generation FROM retries WHERE item = 'rbac.md'") == [(1,)]
