@@ -70,6 +70,7 @@ class JobSettings(_Strict):
     request_timeout_s: float = Field(default=120.0, gt=0)
     max_pause_s: float = Field(default=60.0, gt=0)  # longest job-wide pause one 429 may cause
     max_tokens: int = Field(default=1024, gt=0)  # default answer budget per call
+    same_failure_limit: int = Field(default=10, ge=0)  # alike call failures in a row that stop; 0: off
 
 
 class PlanSettings(_Strict):

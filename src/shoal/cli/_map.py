@@ -58,6 +58,9 @@ def map_command(
         float | None, typer.Option("--max-cost", min=0.0, help="Stop before this many USD.")
     ] = None,
     config_path: Annotated[Path | None, typer.Option("--config", help="shoal.toml to use.")] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Send records that failed in earlier runs afresh.")
+    ] = False,
 ) -> None:
     """Run one prompt template over every record of INPUT; results are appended to OUT."""
     argv = resume_argv()
@@ -119,13 +122,17 @@ def map_command(
                 say(warning)
             job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             async with watch_job(job, stages=(MAP_STAGE,)):  # live view on stderr, snapshots for status
-                result = await run_map(plan, job)
+                result = await run_map(plan, job, retry_failed=retry_failed)
+            if retry_failed:
+                say(f"map: {result.retried} record(s) that had failed were sent afresh")
             say(_summary(result, job, out))
         for record_id, error in list(result.failed.items())[:20]:
             say(f"  failed: {record_id}: {error}")
         if len(result.failed) > 20:
             say(f"  ... and {len(result.failed) - 20} more failed (see `shoal journal`)")
-        if result.stopped:
+        if result.halted:
+            say(f"map: halted: {result.halted}; fix the cause, then rerun: {shlex.join(argv)}")
+        elif result.stopped:
             say(f"map: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
         return result.exit_code
 

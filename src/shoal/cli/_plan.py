@@ -43,13 +43,18 @@ def _resolve(name: str, config: ShoalConfig, plan: Plan, line: int) -> ModelRef:
         raise InputError(f"{plan.path}:{line}: {exc}") from None
 
 
-def _runs(plan: Plan, config: ShoalConfig, phase: int | None) -> list[TaskRun]:
+def _runs(
+    plan: Plan, config: ShoalConfig, phase: int | None, retry_needs_review: bool = False
+) -> list[TaskRun]:
     if phase is not None and phase not in [p.number for p in plan.phases]:
         raise InputError(f"{plan.path}: there is no phase {phase}")
     order = tier_order(plan, config.tiering)
     runs: list[TaskRun] = []
     for task in plan.tasks(phase):
-        if task.status.strip().lower() in ("complete", "completed", "done", "needs-review"):
+        status = task.status.strip().lower()
+        if status in ("complete", "completed", "done"):
+            continue
+        if status == "needs-review" and not retry_needs_review:
             continue
         choice = choose_tier(task, plan, config.tiering)
         model = _resolve(choice.tier, config, plan, task.row.line + 1)
@@ -92,6 +97,7 @@ def run_plan_command(
     concurrency: int | None,
     max_cost: float | None,
     config_path: Path | None,
+    retry_needs_review: bool = False,
 ) -> int:
     argv = resume_argv()
 
@@ -102,7 +108,7 @@ def run_plan_command(
         root = Path.cwd()
         plan = parse_plan(target, cwd=root)
         check_plan(plan, cwd=root)
-        runs = _runs(plan, config, phase)
+        runs = _runs(plan, config, phase, retry_needs_review)
         if not runs:
             say(f"plan: nothing pending in {target}" + (f" phase {phase}" if phase else ""))
             return 0
@@ -139,6 +145,7 @@ def run_plan_command(
         ) as job:
             job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             runner = PlanRun(plan, job, runs, root=root, settings=settings, mode=mode)
+            await runner.start_retry([r for r in runs if r.task.status.strip().lower() == "needs-review"])
             phases = sorted({r.task.phase for r in runs})
             stages = [f"phase-{n}/{stage}" for n in phases for stage in STAGES]
             async with watch_job(job, stages=stages):  # live view on stderr, snapshots for status

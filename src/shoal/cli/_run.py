@@ -30,10 +30,23 @@ def run_command(
         float | None, typer.Option("--max-cost", min=0.0, help="Stop before this many USD.")
     ] = None,
     config_path: Annotated[Path | None, typer.Option("--config", help="shoal.toml to use.")] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Workflows: send agents that failed afresh.")
+    ] = False,
+    retry: Annotated[
+        str | None,
+        typer.Option("--retry", metavar="STATUS", help="Plans: 'needs-review' sends those tasks afresh."),
+    ] = None,
 ) -> None:
     """Run every pending task of a batch plan, or a workflow script, as one job."""
     suffix = target.suffix.lower()
-    if suffix == ".py":
+    if retry is not None and (suffix == ".py" or retry != "needs-review"):
+        say(f"shoal: error: --retry {retry}: plans take --retry needs-review; workflows take --retry-failed")
+        code = 2
+    elif retry_failed and suffix in (".md", ".markdown"):
+        say("shoal: error: --retry-failed is for workflows and map; plans take --retry needs-review")
+        code = 2
+    elif suffix == ".py":
         from ._workflow import run_workflow_command
 
         code = run_workflow_command(
@@ -43,6 +56,7 @@ def run_command(
             concurrency=concurrency,
             max_cost=max_cost,
             config_path=config_path,
+            retry_failed=retry_failed,
         )
     elif suffix in (".md", ".markdown"):
         from ._plan import run_plan_command
@@ -56,6 +70,7 @@ def run_command(
             concurrency=concurrency,
             max_cost=max_cost,
             config_path=config_path,
+            retry_needs_review=retry == "needs-review",
         )
     else:
         say(f"shoal: error: {target}: expected a batch plan (.md) or a workflow script (.py)")

@@ -97,6 +97,7 @@ def run_workflow_command(
     concurrency: int | None,
     max_cost: float | None,
     config_path: Path | None,
+    retry_failed: bool = False,
 ) -> int:
     argv = resume_argv()
 
@@ -128,10 +129,14 @@ def run_workflow_command(
             providers=providers,
         ) as job:
             async with watch_job(job):  # the live view replaces the periodic status line
-                result = await run_workflow(definition, values, job, settings=settings, root=root, say=say)
+                result = await run_workflow(
+                    definition, values, job, settings=settings, root=root, say=say, retry_failed=retry_failed
+                )
             say(status_line(result.runtime))
             for line in _accounting(result):
                 say(line)
+        if retry_failed:
+            say(f"workflow: {result.retried} agent(s) that had failed were sent afresh")
         for note in result.runtime.workspaces.notes:
             say(f"  note: {note}")
         for path, reason in list(result.failed.items())[:20]:

@@ -5,6 +5,7 @@ from ._executor import Executor, LocalExecutor
 from ._job import Job, Workspace, open_job
 from ._ledger import Ledger, Tally
 from ._stop import Stopped, StopSignal, StopState
+from ._streak import FailureStreak, is_call_specific
 
 __all__ = [
     "CallResult",
@@ -12,6 +13,7 @@ __all__ = [
     "CallStats",
     "Exchange",
     "Executor",
+    "FailureStreak",
     "Job",
     "Ledger",
     "LocalExecutor",
@@ -23,5 +25,6 @@ __all__ = [
     "Tally",
     "Workspace",
     "call_key",
+    "is_call_specific",
     "open_job",
 ]

@@ -22,6 +22,7 @@ from ..providers._refs import ModelRef
 from ..providers._types import ModelReply, ModelRequest, Provider, Usage
 from ._ledger import Ledger
 from ._stop import Stopped, StopSignal
+from ._streak import FailureStreak
 
 __all__ = [
     "CallResult",
@@ -58,6 +59,7 @@ class CallSpec:
     stage: str
     model: ModelRef
     request: ModelRequest
+    retry: int = 0  # the item's retry generation (--retry-failed); part of the key when not 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,8 @@ def call_key(spec: CallSpec) -> str:
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
     }
+    if spec.retry:
+        payload["retry"] = spec.retry
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -131,6 +135,7 @@ class ModelCaller:
         concurrency: int,
         clock: Clock,
         rng: random.Random,
+        streak: FailureStreak | None = None,
     ) -> None:
         self.job = job
         self.run_id = run_id
@@ -144,6 +149,7 @@ class ModelCaller:
         self.concurrency = concurrency
         self._clock = clock
         self._rng = rng
+        self._streak = streak
         self._validators: dict[str, Draft202012Validator] = {}
         self._stop_waiter: asyncio.Future[None] | None = None
         self.stats = CallStats()
@@ -341,6 +347,8 @@ class ModelCaller:
         error: str | None = None,
     ) -> None:
         self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
+        if self._streak is not None:
+            self._streak.observe(outcome, status, error)
         usage = reply.usage if reply is not None else Usage()
         record = CallRecord(
             key=key,

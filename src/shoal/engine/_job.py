@@ -19,6 +19,7 @@ from ..providers import ProviderSet, by_model_key
 from ._caller import ModelCaller, ProviderSource, RetryPolicy
 from ._ledger import Ledger
 from ._stop import StopSignal
+from ._streak import FailureStreak
 
 __all__ = ["Job", "Workspace", "open_job"]
 
@@ -60,6 +61,7 @@ class Job:
     clock: Clock
     status: RunStatus = RunStatus.RUNNING
     notes: list[str] = field(default_factory=list)
+    streak: FailureStreak | None = None  # stops the job when every call fails alike
 
 
 @asynccontextmanager
@@ -98,6 +100,11 @@ async def open_job(
                 settings=budget_settings or BudgetSettings(max_pause_s=settings.max_pause_s),
             )
             providers = providers or ProviderSet(config, env)
+            streak = FailureStreak(
+                stop,
+                limit=settings.same_failure_limit,
+                on_trip=lambda reason: journal.event(run_id, "same_failure", None, reason=reason),
+            )
             caller = ModelCaller(
                 job=name,
                 run_id=run_id,
@@ -114,8 +121,10 @@ async def open_job(
                 concurrency=settings.concurrency,
                 clock=clock,
                 rng=rng,
+                streak=streak,
             )
             job = Job(name, run_id, config, journal, caller, ledger, budgets, providers, stop, clock)
+            job.streak = streak
             try:
                 yield job
             finally:

@@ -41,10 +41,14 @@ class MapResult:
     done: int = 0
     already_done: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    retried: int = 0  # failed records sent afresh (--retry-failed)
     stopped: str | None = None
+    halted: str | None = None  # every call failed alike: fix the cause before rerunning
 
     @property
     def exit_code(self) -> int:
+        if self.halted:
+            return 1
         if self.stopped:
             return 3
         return 1 if self.failed else 0
@@ -95,7 +99,7 @@ def plan_map(
     return MapPlan(f"map:{out.resolve()}", records, prompts, model, out, schema, max_tokens)
 
 
-async def run_map(plan: MapPlan, job: Job) -> MapResult:
+async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> MapResult:
     output = JsonlOutput(plan.out)
     written = output.existing_ids()
     result = MapResult(total=len(plan.records))
@@ -110,6 +114,12 @@ async def run_map(plan: MapPlan, job: Job) -> MapResult:
     new = [r.id for r in pending if r.id not in states]
     if new:
         await job.journal.set_items(plan.job_name, new, ItemStatus.PENDING)
+    generations = job.journal.retry_generations(plan.job_name)
+    if retry_failed:
+        failed = [r.id for r in pending if states.get(r.id) is ItemStatus.FAILED]
+        if failed:
+            generations.update(await job.journal.start_retry(plan.job_name, failed))
+        result.retried = len(failed)
 
     async def process(record: Record) -> None:
         request = ModelRequest(
@@ -118,7 +128,13 @@ async def run_map(plan: MapPlan, job: Job) -> MapResult:
             max_tokens=plan.max_tokens,
             schema=plan.schema,
         )
-        spec = CallSpec(scope=f"{plan.job_name}#{record.id}", stage=STAGE, model=plan.model, request=request)
+        spec = CallSpec(
+            scope=f"{plan.job_name}#{record.id}",
+            stage=STAGE,
+            model=plan.model,
+            request=request,
+            retry=generations.get(record.id, 0),
+        )
         try:
             answer = await job.caller.call(spec)
         except BudgetExhausted as exc:
@@ -153,7 +169,10 @@ async def run_map(plan: MapPlan, job: Job) -> MapResult:
         await LocalExecutor(job.caller.concurrency).run(pending, process, stop=job.stop)
     finally:
         output.close()
-    if not job.stop.running:
+    if job.streak is not None and job.streak.reason:
+        result.halted = job.streak.reason
+        job.status = RunStatus.FAILED
+    elif not job.stop.running:
         result.stopped = job.stop.reason or "stopped"
         job.status = RunStatus.STOPPED
     else:

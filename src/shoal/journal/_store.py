@@ -88,6 +88,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS snapshots_run ON snapshots(run_id, ts);
+CREATE TABLE IF NOT EXISTS retries (
+    job TEXT NOT NULL,
+    item TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (job, item)
+);
 """
 
 _CALL_COLUMNS = tuple(CallRecord.__dataclass_fields__)
@@ -314,6 +321,29 @@ class Journal:
             ]
         )
 
+    async def start_retry(self, job: str, items: Iterable[str]) -> dict[str, int]:
+        """Give each item its next retry generation and mark it pending, in one transaction.
+
+        The generation is part of the keys of the item's calls, so they are sent afresh; the
+        journal keeps the earlier attempts under their old keys. Returns item -> generation.
+        """
+        listed = list(dict.fromkeys(items))
+        now = self._clock.wall()
+        writes: list[_Write] = []
+        for item in listed:
+            writes.append(
+                (
+                    "INSERT INTO retries (job, item, generation, updated_at) VALUES (?, ?, 1, ?) "
+                    "ON CONFLICT (job, item) DO UPDATE SET generation = retries.generation + 1, "
+                    "updated_at = excluded.updated_at",
+                    (job, item, now),
+                )
+            )
+            writes.append(self.item_write(job, item, ItemStatus.PENDING))
+        await self.write(writes)
+        generations = self.retry_generations(job)
+        return {item: generations[item] for item in listed}
+
     async def flush(self) -> None:
         await self.write([])
 
@@ -341,6 +371,11 @@ class Journal:
     def item_states(self, job: str) -> dict[str, ItemStatus]:
         rows = self._reader.execute("SELECT item, status FROM items WHERE job = ?", (job,))
         return {row["item"]: ItemStatus(row["status"]) for row in rows}
+
+    def retry_generations(self, job: str) -> dict[str, int]:
+        """item -> retry generation, for the items of `job` that were ever retried."""
+        rows = self._reader.execute("SELECT item, generation FROM retries WHERE job = ?", (job,))
+        return {row["item"]: int(row["generation"]) for row in rows}
 
     def spent(self, job: str) -> float:
         row = self._reader.execute("SELECT COALESCE(sum(cost_usd), 0) FROM calls WHERE job = ?", (job,))

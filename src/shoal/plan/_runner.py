@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
+from .._signature import failure_signature
 from ..engine import Job, LocalExecutor, Stopped
 from ..errors import BudgetExhausted, ModelCallError
 from ..gate import GateTally, writer_brief
@@ -19,6 +20,7 @@ from ..journal import ItemStatus, RunStatus
 from ._estimate import estimate_plan, gate_calls, plan_observed
 from ._model import Plan
 from ._stages import STAGES, GateSettings, StageRunner, TaskRun
+from ._write import StatusUpdate, write_statuses
 
 __all__ = ["PlanResult", "PlanRun"]
 
@@ -63,6 +65,23 @@ class PlanRun:
         self.stages = StageRunner(plan, job, root=root, brief=self.brief, settings=settings)
         self.calls = gate_calls(self.brief, settings, lint=bool(plan.lint_commands))
         self.result = PlanResult(gate=self.stages.tally)
+        generations = job.journal.retry_generations(job.name)
+        for run in runs:  # a retry interrupted earlier resumes under its own generation
+            run.retry = generations.get(run.task.filename, run.retry)
+
+    async def start_retry(self, runs: list[TaskRun]) -> None:
+        """Send needs-review tasks through the gate again: each gets a new retry generation (so
+        its calls are sent afresh; the journal keeps the old ones) and its status cell goes back
+        to pending until the gate gives a new verdict."""
+        if not runs:
+            return
+        generations = await self.job.journal.start_retry(self.job.name, [r.task.filename for r in runs])
+        for run in runs:
+            run.retry = generations[run.task.filename]
+        write_statuses(self.plan, [StatusUpdate(r.task.filename, "pending", "") for r in runs])
+        self.job.journal.event(
+            self.job.run_id, "retry", None, items=[r.task.filename for r in runs], status="needs-review"
+        )
 
     async def run(self, runs: list[TaskRun] | None = None, *, mode: str | None = None) -> PlanResult:
         selected = self.runs if runs is None else runs
@@ -84,7 +103,11 @@ class PlanRun:
         return self.result
 
     def finish(self) -> None:
-        if not self.job.stop.running:
+        streak = self.job.streak.reason if self.job.streak is not None else None
+        if streak:  # every call failed alike: not resumable until its cause is fixed
+            self.result.systemic = self.result.systemic or f"halted: {streak}"
+            self.job.status = RunStatus.FAILED
+        elif not self.job.stop.running:
             self.result.stopped = self.job.stop.reason or "stopped"
             self.job.status = RunStatus.STOPPED
         else:
@@ -186,7 +209,7 @@ class PlanRun:
 
     def _systemic(self, batch: list[TaskRun], stage: str) -> bool:
         """The same failure in at least half of the tasks (and at least 3): stop before spending more."""
-        signatures = Counter(r.signature for r in batch if r.signature)
+        signatures = Counter(_comparable(r) for r in batch if r.signature)
         if not signatures:
             return False
         signature, count = signatures.most_common(1)[0]
@@ -208,6 +231,13 @@ class PlanRun:
             )
             return True
         return False
+
+
+def _comparable(run: TaskRun) -> str:
+    """A task's failure signature without what is specific to the task (its title, filename and
+    slug, numbers, quoted values), so the same problem in different tasks compares equal."""
+    task = run.task
+    return failure_signature(run.signature or "", (task.title, task.filename, PurePath(task.filename).stem))
 
 
 def brief_for(plan: Plan) -> str:

@@ -66,6 +66,7 @@ class TaskRun:
     signature: str | None = None  # what a failure looks like, to spot the same one across tasks
     review_rounds: int = 0
     shipped: bool = False
+    retry: int = 0  # retry generation (--retry needs-review): part of every call's journal key
 
     @property
     def tier(self) -> str:
@@ -138,7 +139,9 @@ class StageRunner:
         max_tokens: int,
     ) -> str:
         request = ModelRequest(run.model.name, messages, max_tokens, schema)
-        spec = CallSpec(scope=scope, stage=self._stage_name(run, stage), model=run.model, request=request)
+        spec = CallSpec(
+            scope=scope, stage=self._stage_name(run, stage), model=run.model, request=request, retry=run.retry
+        )
         result = await self.job.caller.call(spec)
         return result.text
 

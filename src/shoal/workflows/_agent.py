@@ -23,8 +23,8 @@ from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, WrapperToolse
 from pydantic_ai.toolsets.abstract import ToolsetTool
 from pydantic_ai.usage import UsageLimits
 
-from ..engine import Stopped
-from ..errors import BudgetExhausted
+from ..engine import Stopped, is_call_specific
+from ..errors import BudgetExhausted, ModelCallError
 from ..journal import ItemStatus
 from ._errors import AgentFailed, WorkflowError
 from ._failure import failure_line
@@ -265,6 +265,10 @@ async def _run(
         raise Stopped(str(exc)) from None
     except Exception as exc:  # the agent failed for good: its retries are spent
         reason = failure_line(exc, captured)
+        if not isinstance(exc, ModelCallError):
+            runtime.agent_streak.failure("agent", reason)
+        elif is_call_specific(exc.outcome, exc.status):
+            runtime.agent_streak.failure(exc.outcome, reason)
         runtime.failures[path] = reason
         runtime.agents.failed += 1
         await job.journal.set_item(job.name, path, ItemStatus.FAILED, error=reason, attempts=1)
@@ -274,4 +278,5 @@ async def _run(
         [job.journal.item_write(job.name, path, ItemStatus.DONE, output=_summary(result.output), attempts=1)]
     )
     runtime.agents.done += 1
+    runtime.agent_streak.success()
     return result.output

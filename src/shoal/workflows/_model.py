@@ -120,8 +120,11 @@ def request_key(
     messages: Sequence[ModelMessage],
     settings: ModelSettings | None,
     params: ModelRequestParameters,
+    retry: int = 0,
 ) -> str:
-    """Identity of one agent request: the same step, position and conversation hash the same."""
+    """Identity of one agent request: the same step, position and conversation hash the same.
+
+    `retry`, the agent's retry generation (--retry-failed), is part of it when not 0."""
     payload = {
         "workflow": workflow,
         "path": path,
@@ -132,6 +135,8 @@ def request_key(
         "output": _output_json(params),
         "settings": {k: (settings or {}).get(k) for k in ("max_tokens", "temperature")},
     }
+    if retry:
+        payload["retry"] = retry
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -218,7 +223,10 @@ async def _governed(
     index = session.requests
     session.requests += 1
     max_tokens = int((settings or {}).get("max_tokens") or session.max_tokens)
-    key = request_key(runtime.settings.name, session.path, index, session.ref, messages, settings, params)
+    retry = runtime.retries.get(session.path, 0)
+    key = request_key(
+        runtime.settings.name, session.path, index, session.ref, messages, settings, params, retry
+    )
     texts = [m.content for m in plain_messages(messages, params)]
     tools_text = json.dumps([_tool_json(t) for t in params.function_tools])
     demand = Demand(estimate_tokens(*texts, tools_text), max_tokens)

@@ -16,7 +16,7 @@ import pydantic_core
 from ..engine import Job, Stopped, StopState
 from ..errors import BudgetExhausted, UsageError
 from ..gate import write_atomic
-from ..journal import RunStatus
+from ..journal import ItemStatus, RunStatus
 from ._definition import Workflow
 from ._errors import AgentCapExceeded, AgentFailed
 from ._paths import Scope, in_scope, slug
@@ -34,6 +34,7 @@ class WorkflowResult:
     failed: dict[str, str] = field(default_factory=dict)  # agent path -> why
     stopped: str | None = None  # why it stopped early (resumable)
     error: str | None = None  # why it ended early (not resumable as is)
+    retried: int = 0  # agents that had failed for good, sent afresh (--retry-failed)
 
     @property
     def exit_code(self) -> int:
@@ -123,6 +124,21 @@ async def _progress(runtime: Runtime, say: Callable[[str], None], every_s: float
         say(status_line(runtime))
 
 
+async def _start_retry(job: Job) -> list[str]:
+    """Agents that failed for good get a new retry generation: their requests are sent afresh."""
+    states = job.journal.item_states(job.name)
+    failed = [item for item, state in states.items() if state is ItemStatus.FAILED]
+    await job.journal.start_retry(job.name, failed)
+    return failed
+
+
+def _note_streak(result: WorkflowResult, job: Job) -> None:
+    reason = (job.streak.reason if job.streak is not None else None) or result.runtime.agent_streak.reason
+    if reason:
+        result.stopped = None  # not resumable as it is: the cause needs fixing first
+        result.error = f"halted: {reason}"
+
+
 async def run_workflow(
     definition: Workflow[..., Any],
     args: dict[str, Any],
@@ -132,10 +148,15 @@ async def run_workflow(
     root: Path,
     say: Callable[[str], None] | None = None,
     progress_every_s: float | None = None,
+    retry_failed: bool = False,
 ) -> WorkflowResult:
-    """Run the entry point inside `job`; the report lands in .shoal/reports/ under `root`."""
+    """Run the entry point inside `job`; the report lands in .shoal/reports/ under `root`.
+
+    `retry_failed`: agents that failed for good in earlier runs get a new retry generation, so
+    their requests are sent afresh instead of replayed."""
+    failed = await _start_retry(job) if retry_failed else []
     runtime = Runtime(job, settings, root=root, say=say)
-    result = WorkflowResult(settings.name, runtime)
+    result = WorkflowResult(settings.name, runtime, retried=len(failed))
     with installed(runtime), in_scope(Scope("")):
         task = asyncio.ensure_future(definition.fn(**args))  # a task of its own: Ctrl-C twice cancels it
 
@@ -178,6 +199,7 @@ async def run_workflow(
                 reporter.cancel()
     await _report_failure(result, root)
     result.failed = dict(runtime.failures)
+    _note_streak(result, job)
     code = result.exit_code
     job.status = {0: RunStatus.DONE, 1: RunStatus.FAILED}.get(code, RunStatus.STOPPED)
     return result

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ShoalConfig
-from ..engine import Job, Stopped
+from ..engine import FailureStreak, Job, Stopped
 from ..errors import InputError
 from ..providers import ModelRef, resolve_model
 from ._errors import AgentCapExceeded, WorkflowError
@@ -68,6 +68,14 @@ class Runtime:
             (job.name, job.run_id),
         )
         self._tokens_before = int(rows[0][0])
+        self.retries = job.journal.retry_generations(job.name)  # agent path -> retry generation
+        # Agents failing alike (output validation spent, say) stop the job, as calls do in the caller.
+        self.agent_streak = FailureStreak(
+            job.stop,
+            limit=job.config.job.same_failure_limit,
+            noun="agents",
+            on_trip=lambda reason: job.journal.event(job.run_id, "same_failure", None, reason=reason),
+        )
 
     # -- models ----------------------------------------------------------------------------
 
