@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,35 +32,13 @@ from shoal.fake import (
     FaultRates,
 )
 
+from clocks import GatedClock, VirtualClock
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
-class FakeClock:
-    """Time that moves only when someone sleeps, so backend tests never wait."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def wall(self) -> float:
-        return 1_800_000_000.0 + self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
-        await asyncio.sleep(0)
-
-
-class GatedClock(FakeClock):
-    """Sleeps last until the test opens the gate: requests stay in flight meanwhile."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-
-    async def sleep(self, seconds: float) -> None:
-        await self.gate.wait()
+# The suite's virtual clock, at a wall time in 2027 so that reset headers look real.
+FakeClock = partial(VirtualClock, epoch=1_800_000_000.0)
 
 
 def call(prompt: str = "Summarize: the quick brown fox.", max_tokens: int = 100, **kw: Any) -> FakeCall:
@@ -316,7 +295,8 @@ async def test_openai_and_anthropic_sdks_get_answers_with_rate_headers() -> None
 
 
 async def test_burst_beyond_rpm_gets_429s_that_both_sdks_recognise() -> None:
-    async with FakeServer(quick(limits=FakeLimits(rpm=120, window_s=1.0))) as server:  # 2 per window
+    backend = FakeBackend(quick(limits=FakeLimits(rpm=120, window_s=1.0)), clock=FakeClock())
+    async with FakeServer(backend=backend) as server:  # 2 per window, and no refill on virtual time
         async with openai_client(server) as client:
             messages: Any = [{"role": "user", "content": "hi"}]
             outcomes = await asyncio.gather(
@@ -351,7 +331,7 @@ async def test_tpm_reservation_and_refund_over_http() -> None:
     # A 1000-token window refilling at 100 tokens/s: the 0.3 s of latency refill only 30 of them.
     limits = FakeLimits(tpm=6000, window_s=10.0)
     settings = quick(limits=limits, latency_s=0.3, replies=(FakeReply("hi", "ok"),))
-    async with FakeServer(settings) as server:
+    async with FakeServer(backend=FakeBackend(settings, clock=FakeClock())) as server:
         async with openai_client(server) as client:
             messages: Any = [{"role": "user", "content": "hi"}]
 

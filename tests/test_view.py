@@ -24,22 +24,10 @@ from shoal.report._svg import Series, line_chart, nice_ticks, stacked_bar_chart
 from shoal.view import CallTotalsCache, Redactor, compact_line, read_status, render_status, watch_job
 from shoal.view._redact import REDACTED
 
+from clocks import VirtualClock
+
 JOB = "plan:demo"
 T0 = 1_700_000_000.0
-
-
-class FixedClock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def wall(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def call(n: int, scope: str, stage: str, outcome: str = "ok", *, run_id: int = 1) -> CallRecord:
@@ -64,7 +52,7 @@ def call(n: int, scope: str, stage: str, outcome: str = "ok", *, run_id: int = 1
 
 async def two_phase_journal(path: Path, *, finish: bool) -> None:
     """Two phases of two stages' worth of items, calls, a 429, a retry and a snapshot."""
-    journal = Journal.open(path, FixedClock())
+    journal = Journal.open(path, VirtualClock(T0))
     run_id = await journal.begin_run(JOB, "shoal run plan.md", os.getpid())
     await journal.set_items(JOB, [f"i{n}" for n in range(6)], ItemStatus.PENDING)  # no stage yet
     await journal.set_item(JOB, "i0", ItemStatus.DONE, stage="phase-1/draft")
@@ -163,7 +151,7 @@ async def test_a_polling_reader_reads_each_call_once_and_agrees_with_a_fresh_rea
     cache = CallTotalsCache()
     read_status(path, now=T0 + 11, cache=cache)
     assert cache.last_id == 5
-    journal = Journal.open(path, FixedClock(T0 + 12))
+    journal = Journal.open(path, VirtualClock(T0 + 12))
     await journal.record_call(call(20, "i4", "phase-2/review"))
     await journal.close()
     polled = read_status(path, now=T0 + 12, cache=cache)
@@ -183,7 +171,7 @@ async def test_a_run_whose_process_is_gone_is_shown_as_died(tmp_path: Path) -> N
     finished = subprocess.Popen(["true"])
     finished.wait()  # its pid no longer runs
     path = tmp_path / ".shoal" / "journal.db"
-    journal = Journal.open(path, FixedClock())
+    journal = Journal.open(path, VirtualClock(T0))
     await journal.begin_run(JOB, "shoal map x", finished.pid)
     await journal.close()
     status = read_status(path, now=T0 + 60)
