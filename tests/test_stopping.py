@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -16,8 +17,50 @@ ARGV = MAP_ARGV
 
 def start(workspace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        shoal_argv(*ARGV), cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        shoal_argv(*ARGV),
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+class StderrLines:
+    """A process's stderr, read in a thread, so that a test can wait for a line while the process runs."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self._stream = process.stderr
+        self._lines: list[str] = []
+        self._ended = False
+        self._condition = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            with self._condition:
+                self._lines.append(line)
+                self._condition.notify_all()
+        with self._condition:
+            self._ended = True
+            self._condition.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        def seen() -> bool:
+            return any(text in line for line in self._lines)
+
+        with self._condition:
+            self._condition.wait_for(lambda: seen() or self._ended, timeout)
+            assert seen(), f"never printed {text!r}: {''.join(self._lines)}"
+
+    @property
+    def text(self) -> str:
+        """Everything printed, once the process has ended."""
+        self._reader.join(timeout=30)
+        self._stream.close()
+        return "".join(self._lines)
 
 
 def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
@@ -32,43 +75,54 @@ def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
 def test_first_interrupt_drains_and_exits_3_with_the_resume_command(workspace: Path) -> None:
     ids = write_records(workspace / "in.jsonl", 40)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 4\n")
-    with FakeServer(FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.3)) as server:
+    with FakeServer(FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.01)) as server:
+        hold = server.backend.hold
+        hold.close(after=2)  # two answers, then the four workers' next calls stay in flight
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
         process = start(workspace, env)
+        stderr = StderrLines(process)
+        hold.wait_held(4)
         wait_for_lines(workspace / "out.jsonl", 2)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-        assert process.returncode == 3, stderr
-        assert "Traceback" not in stderr
-        assert "resume with: shoal map in.jsonl" in stderr
+        stderr.wait_for("shoal: stopping")
+        hold.open()  # draining: the four calls in flight finish, and nothing new starts
+        assert process.wait(timeout=30) == 3, stderr.text
+        assert "Traceback" not in stderr.text
+        assert "resume with: shoal map in.jsonl" in stderr.text
         partial = output_ids(workspace / "out.jsonl")
-        assert 2 <= len(partial) < 40
-        # Draining lets the calls in flight finish and ship: nothing sent is lost.
-        sent = server.backend.stats["requests"]
-        assert sent - len(partial) <= 0
+        # Draining let the calls in flight finish and ship: nothing sent is lost.
+        assert len(partial) == server.backend.stats["requests"] == 6
 
         result = run_shoal(workspace, *ARGV, env=env)
         assert result.returncode == 0, result.stderr
+        assert server.backend.stats["requests"] == 40
     assert sorted(output_ids(workspace / "out.jsonl")) == ids
 
 
 def test_second_interrupt_cancels_and_still_resumes(workspace: Path) -> None:
     ids = write_records(workspace / "in.jsonl", 30)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 4\n")
-    with FakeServer(FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=1.0)) as server:
+    with FakeServer(FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.01)) as server:
+        hold = server.backend.hold
+        hold.close(after=1)
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
         process = start(workspace, env)
+        stderr = StderrLines(process)
+        hold.wait_held(4)
         wait_for_lines(workspace / "out.jsonl", 1)
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.1)
+        stderr.wait_for("shoal: stopping")
         process.send_signal(signal.SIGINT)
-        started = time.monotonic()
-        _, stderr = process.communicate(timeout=30)
-        assert time.monotonic() - started < 0.9, "cancelling must not wait for the calls in flight"
-        assert process.returncode == 3, stderr
-        assert "Traceback" not in stderr
+        # The held calls are never let go: the process can only exit by cancelling them.
+        assert process.wait(timeout=30) == 3, stderr.text
+        assert "cancelling calls in flight" in stderr.text and "Traceback" not in stderr.text
+        assert output_ids(workspace / "out.jsonl") == ids[:1]
+        assert server.backend.stats["requests"] == 5
+
+        hold.open()
         result = run_shoal(workspace, *ARGV, env=env)
         assert result.returncode == 0, result.stderr
+        assert server.backend.stats["requests"] == 5 + 29  # only the unfinished were sent again
     assert sorted(output_ids(workspace / "out.jsonl")) == ids
 
 
