@@ -6,7 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+# The `spawn` fixture: starts `shoal args` in a subprocess that ends with the test.
+Spawn = Callable[..., "subprocess.Popen[str]"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import MAP_ARGV, clean_env, invoke_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, write_records
 
 MAP = MAP_ARGV
 
@@ -69,7 +68,7 @@ def published_in_flight(workspace: Path) -> int | None:
     return None if row is None else int(json.loads(row[0])["workers"]["in_flight"])
 
 
-def test_status_during_a_run_agrees_with_the_journal(workspace: Path) -> None:
+def test_status_during_a_run_agrees_with_the_journal(workspace: Path, spawn: Spawn) -> None:
     write_records(workspace / "in.jsonl", 30)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 6\n")
     settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.01)
@@ -78,14 +77,7 @@ def test_status_during_a_run_agrees_with_the_journal(workspace: Path) -> None:
         # the job is still running when `shoal status` looks, however slow the machine.
         server.backend.hold.close(after=3)
         env = clean_env(OPENAI_API_KEY="k-test-status", OPENAI_BASE_URL=server.openai_base_url)
-        job = subprocess.Popen(
-            shoal_argv(*MAP),
-            cwd=workspace,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        job = spawn(workspace, *MAP, env=env)
         try:
             server.backend.hold.wait_held(6)
             wait_for(lambda: done_in_journal(workspace) == 3)

@@ -10,20 +10,9 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import MAP_ARGV, clean_env, output_ids, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, output_ids, run_shoal, write_records
 
 ARGV = MAP_ARGV
-
-
-def start(workspace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        shoal_argv(*ARGV),
-        cwd=workspace,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 class StderrLines:
@@ -39,10 +28,13 @@ class StderrLines:
         self._reader.start()
 
     def _read(self) -> None:
-        for line in self._stream:
-            with self._condition:
-                self._lines.append(line)
-                self._condition.notify_all()
+        try:
+            for line in self._stream:
+                with self._condition:
+                    self._lines.append(line)
+                    self._condition.notify_all()
+        except (OSError, ValueError):  # closed under us by the spawn fixture's clean-up
+            pass
         with self._condition:
             self._ended = True
             self._condition.notify_all()
@@ -72,14 +64,14 @@ def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
     raise AssertionError(f"{path} never reached {count} lines")
 
 
-def test_first_interrupt_drains_and_exits_3_with_the_resume_command(workspace: Path) -> None:
+def test_first_interrupt_drains_and_exits_3_with_the_resume_command(workspace: Path, spawn: Spawn) -> None:
     ids = write_records(workspace / "in.jsonl", 40)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 4\n")
     with FakeServer(FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.01)) as server:
         hold = server.backend.hold
         hold.close(after=2)  # two answers, then the four workers' next calls stay in flight
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        process = start(workspace, env)
+        process = spawn(workspace, *ARGV, env=env)
         stderr = StderrLines(process)
         hold.wait_held(4)
         wait_for_lines(workspace / "out.jsonl", 2)
@@ -99,14 +91,14 @@ def test_first_interrupt_drains_and_exits_3_with_the_resume_command(workspace: P
     assert sorted(output_ids(workspace / "out.jsonl")) == ids
 
 
-def test_second_interrupt_cancels_and_still_resumes(workspace: Path) -> None:
+def test_second_interrupt_cancels_and_still_resumes(workspace: Path, spawn: Spawn) -> None:
     ids = write_records(workspace / "in.jsonl", 30)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 4\n")
     with FakeServer(FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.01)) as server:
         hold = server.backend.hold
         hold.close(after=1)
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        process = start(workspace, env)
+        process = spawn(workspace, *ARGV, env=env)
         stderr = StderrLines(process)
         hold.wait_held(4)
         wait_for_lines(workspace / "out.jsonl", 1)
