@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import Spawn, clean_env, run_shoal
+from helpers import Spawn, clean_env, invoke_shoal, run_shoal
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -40,14 +40,14 @@ def test_a_script_with_a_syntax_error_exits_2_with_one_line(workspace: Path) -> 
     (workspace / "broken.py").write_text(
         "from shoal import workflow\n\n@workflow\nasync def main(:\n    pass\n"
     )
-    result = run_shoal(workspace, "run", "broken.py", "--yes")
+    result = invoke_shoal(workspace, "run", "broken.py", "--yes")
     assert result.returncode == 2
     assert "broken.py:4: syntax error" in one_line_error(result.stderr)
 
 
 def test_a_script_without_a_workflow_exits_2_with_one_line(workspace: Path) -> None:
     (workspace / "plain.py").write_text("async def main():\n    return 'hi'\n")
-    result = run_shoal(workspace, "run", "plain.py", "--yes")
+    result = invoke_shoal(workspace, "run", "plain.py", "--yes")
     assert result.returncode == 2
     assert "no @workflow function" in one_line_error(result.stderr)
     assert not (workspace / ".shoal").exists()  # nothing started
@@ -60,11 +60,11 @@ def test_bad_arguments_and_no_terminal_are_usage_errors(workspace: Path) -> None
         "async def main(rounds: int = 1) -> str:\n"
         "    return await agent('hello')\n"
     )
-    unknown = run_shoal(workspace, "run", "wf.py", "--yes", "--arg", "files=a.py")
+    unknown = invoke_shoal(workspace, "run", "wf.py", "--yes", "--arg", "files=a.py")
     assert unknown.returncode == 2 and "no such argument" in one_line_error(unknown.stderr)
-    wrong = run_shoal(workspace, "run", "wf.py", "--yes", "--arg", "rounds=many")
+    wrong = invoke_shoal(workspace, "run", "wf.py", "--yes", "--arg", "rounds=many")
     assert wrong.returncode == 2 and "rounds=many" in one_line_error(wrong.stderr)
-    unasked = run_shoal(workspace, "run", "wf.py")  # stdin is not a terminal and no --yes
+    unasked = invoke_shoal(workspace, "run", "wf.py")  # stdin is not a terminal and no --yes
     assert unasked.returncode == 2 and "--yes" in unasked.stderr
     assert "Caps: concurrency 16, 1,000 agents per run" in unasked.stderr  # the summary came first
 
