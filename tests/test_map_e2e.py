@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings, FaultRates
 
-from helpers import MAP_ARGV, Spawn, clean_env, output_ids, run_shoal, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, output_ids, run_shoal, write_records
 
 SECRET = "sk-test-do-not-log-0123456789"
 
@@ -143,7 +143,7 @@ def test_sigkill_at_a_random_moment_then_rerun(
         }
         assert finished_before, "the kill came before anything finished"
 
-        result = run_shoal(workspace, *argv, env=env)
+        result = invoke_shoal(workspace, *argv, env=env)
     assert result.returncode == 0, result.stderr
     written = output_ids(workspace / "out.jsonl")
     assert sorted(written) == ids  # every record exactly once

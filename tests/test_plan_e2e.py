@@ -14,7 +14,7 @@ from pathlib import Path
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 from shoal.providers import load_replies
 
-from helpers import Spawn, clean_env, run_shoal
+from helpers import Spawn, clean_env, invoke_shoal, run_shoal
 from plan_helpers import (
     SHIPPED,
     assert_only_status_cells_changed,
@@ -96,7 +96,7 @@ def test_kill_9_at_a_random_moment_then_the_same_command(
         process.wait(timeout=10)
         server.backend.hold.open()
         finished = {key for (key,) in rows(workspace, "SELECT key FROM calls WHERE outcome = 'ok'")}
-        result = run_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
+        result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
     assert result.returncode == 0, result.stderr
     assert shipped(workspace) == SHIPPED
     paths = registered_paths(workspace)

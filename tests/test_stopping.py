@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import MAP_ARGV, Spawn, clean_env, output_ids, run_shoal, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, output_ids, write_records
 
 ARGV = MAP_ARGV
 
@@ -85,7 +85,7 @@ def test_first_interrupt_drains_and_exits_3_with_the_resume_command(workspace: P
         # Draining let the calls in flight finish and ship: nothing sent is lost.
         assert len(partial) == server.backend.stats["requests"] == 6
 
-        result = run_shoal(workspace, *ARGV, env=env)
+        result = invoke_shoal(workspace, *ARGV, env=env)
         assert result.returncode == 0, result.stderr
         assert server.backend.stats["requests"] == 40
     assert sorted(output_ids(workspace / "out.jsonl")) == ids
@@ -112,7 +112,7 @@ def test_second_interrupt_cancels_and_still_resumes(workspace: Path, spawn: Spaw
         assert server.backend.stats["requests"] == 5
 
         hold.open()
-        result = run_shoal(workspace, *ARGV, env=env)
+        result = invoke_shoal(workspace, *ARGV, env=env)
         assert result.returncode == 0, result.stderr
         assert server.backend.stats["requests"] == 5 + 29  # only the unfinished were sent again
     assert sorted(output_ids(workspace / "out.jsonl")) == ids
@@ -135,7 +135,7 @@ def test_cost_budget_stops_before_it_is_exceeded(workspace: Path) -> None:
         "--max-cost",
         "0.004",
     ]
-    result = run_shoal(workspace, *argv)
+    result = invoke_shoal(workspace, *argv)
     assert result.returncode == 3, result.stderr
     assert "budget" in result.stderr and "resume with:" in result.stderr
     done = len(output_ids(workspace / "out.jsonl"))
@@ -149,7 +149,7 @@ def test_cost_budget_stops_before_it_is_exceeded(workspace: Path) -> None:
 
 def test_csv_input_with_an_id_field(workspace: Path) -> None:
     (workspace / "in.csv").write_text("sku,name\nA-1,kelp crisps\nB-2,sea salt\n")
-    result = run_shoal(
+    result = invoke_shoal(
         workspace,
         "map",
         "in.csv",
