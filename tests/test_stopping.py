@@ -106,9 +106,13 @@ def test_second_interrupt_cancels_and_still_resumes(workspace: Path, spawn: Spaw
         stderr.wait_for("shoal: stopping")
         process.send_signal(signal.SIGINT)
         # The held calls are never let go: the process can only exit by cancelling them.
-        assert process.wait(timeout=30) == 3, stderr.text
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("a second interrupt waited for the calls in flight") from None
+        assert code == 3, stderr.text
         assert "cancelling calls in flight" in stderr.text and "Traceback" not in stderr.text
-        assert output_ids(workspace / "out.jsonl") == ids[:1]
+        assert len(output_ids(workspace / "out.jsonl")) == 1
         assert server.backend.stats["requests"] == 5
 
         hold.open()
