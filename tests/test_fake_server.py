@@ -466,7 +466,8 @@ async def test_bad_requests_get_400s_in_the_apis_error_shape() -> None:
 def test_request_log_has_one_line_per_request_and_no_secrets(tmp_path: Path) -> None:
     log = tmp_path / "requests.jsonl"
     secret = "sk-test-SECRET-4242"
-    with FakeServer(quick(limits=FakeLimits(rpm=60, window_s=1.0)), log_path=log) as server:
+    backend = FakeBackend(quick(limits=FakeLimits(rpm=60, window_s=1.0)), clock=FakeClock())  # no refill
+    with FakeServer(backend=backend, log_path=log) as server:
         with httpx2.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}) as http:
             body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
             statuses = [http.post("/v1/chat/completions", json=body).status_code for _ in range(2)]
