@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench clean
 
@@ -23,7 +24,7 @@ demo: $(STAMP)
 	@echo "demo output: build/demo/summaries.jsonl, build/demo/guides/docs/guides/, build/demo/guides/PLAN.md"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -1,12 +1,18 @@
-"""Shared fixtures: an isolated workspace and environment for every test."""
+"""Shared fixtures: an isolated workspace and environment for every test, `shoal` processes that never
+outlive their test, and seeded randomness for tests that stop a job at a random moment."""
 
 from __future__ import annotations
 
 import os
+import random
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from helpers import Spawn, shoal_argv
 
 
 @pytest.fixture
@@ -17,3 +23,41 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """`spawn(cwd, *args, env=..., stdout=..., stderr=...)` starts `shoal args` in a subprocess.
+
+    Whatever the test's outcome, each one is killed if still running, reaped and its pipes closed
+    when the test ends, so a failing test leaves no process or open pipe behind for the garbage
+    collector to report (as a ResourceWarning) in some later test.
+    """
+    started: list[subprocess.Popen[str]] = []
+
+    def start(cwd: Path, *args: str, env: dict[str, str], **streams: Any) -> subprocess.Popen[str]:
+        options: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, **streams}
+        process = subprocess.Popen(shoal_argv(*args), cwd=cwd, env=env, text=True, **options)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+@pytest.fixture
+def kill_rng() -> random.Random:
+    """Randomness for a random kill moment, seeded and printed so that a failure can be replayed.
+
+    SHOAL_TEST_SEED=N replays a run; the seed shows in the captured output of a failed test.
+    """
+    given = os.environ.get("SHOAL_TEST_SEED")
+    seed = int(given) if given else random.SystemRandom().randrange(2**32)
+    print(f"random kill moment: seed {seed} (replay with SHOAL_TEST_SEED={seed})")
+    return random.Random(seed)

@@ -6,7 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+# The `spawn` fixture: starts `shoal args` in a subprocess that ends with the test.
+Spawn = Callable[..., "subprocess.Popen[str]"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -51,3 +55,31 @@ MAP_ARGV = [
     "--max-tokens",
     "40",
 ]
+
+
+def invoke_shoal(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`shoal args` run in this process through `shoal.cli.main`, answered like `run_shoal`.
+
+    For commands that need no process of their own (usage errors, status and journal reads): the
+    exit code and the one-line errors are main()'s own, without a second interpreter's start-up.
+    """
+    from contextlib import chdir
+    from unittest import mock
+
+    from click.testing import CliRunner
+
+    from shoal.cli import main
+
+    wanted = env if env is not None else clean_env()
+    overrides: dict[str, str | None] = {**dict.fromkeys(os.environ), **wanted}  # None: unset
+    with chdir(cwd), CliRunner().isolation(env=overrides) as (stdout, stderr, _):
+        with mock.patch.object(sys, "argv", ["shoal", *args]):
+            try:
+                main()
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        out, err = stdout.getvalue().decode(), stderr.getvalue().decode()
+    return subprocess.CompletedProcess(["shoal", *args], code, out, err)

@@ -15,6 +15,8 @@ from shoal.engine import CallSpec, Job, StopSignal, Workspace, open_job
 from shoal.errors import BudgetExhausted, PermanentError, RateLimited, TransientError
 from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
 
+from clocks import VirtualClock
+
 Step = Callable[[ModelRequest], ModelReply]
 
 
@@ -78,6 +80,7 @@ def open_scripted(workspace: Path) -> Callable[..., object]:
             stop=StopSignal(),
             providers=provider,
             budget_settings=BudgetSettings(pause_jitter_s=0.0, spacing_jitter=0.0),
+            clock=VirtualClock(epoch=1_700_000_000.0),  # backoffs and pauses take no real time
         )
 
     return opener

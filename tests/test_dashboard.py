@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from shoal.fake import FakeLimits, FakeServer, FakeSettings
+from shoal.fake import FakeLimits, FakeServer, FakeSettings, Hold
 
-from helpers import MAP_ARGV, clean_env, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, write_records
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,15 +39,8 @@ DONE_AT_LEAST = "(n) => Number(document.querySelector('#items-done').dataset.val
 MOMENTARY = {"now", "elapsed_s", "age_s"}
 
 
-def start_dashboard(workspace: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        shoal_argv("dashboard", *args),
-        cwd=workspace,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start_dashboard(spawn: Spawn, workspace: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return spawn(workspace, "dashboard", *args, env=env, stdout=subprocess.PIPE)
 
 
 def printed_url(process: subprocess.Popen[str]) -> str:
@@ -64,9 +57,9 @@ def stop_dashboard(process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def dashboard(workspace: Path, env: dict[str, str], *args: str) -> Iterator[str]:
+def dashboard(spawn: Spawn, workspace: Path, env: dict[str, str], *args: str) -> Iterator[str]:
     """`shoal dashboard` in a subprocess; yields the URL it prints (with its token)."""
-    process = start_dashboard(workspace, env, *args)
+    process = start_dashboard(spawn, workspace, env, *args)
     try:
         yield printed_url(process)
     finally:
@@ -87,7 +80,7 @@ def api(url: str, path: str, **headers: str) -> Any:
 
 
 def status_json(workspace: Path, env: dict[str, str]) -> dict[str, Any]:
-    result = run_shoal(workspace, "status", "--json", env=env, timeout=30)
+    result = invoke_shoal(workspace, "status", "--json", env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -121,14 +114,12 @@ def wait_until(predicate: Any, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def start_job(workspace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        shoal_argv(*MAP), cwd=workspace, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+def start_job(spawn: Spawn, workspace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return spawn(workspace, *MAP, env=env)
 
 
-def test_the_dashboard_refuses_a_missing_or_wrong_token(workspace: Path) -> None:
-    with dashboard(workspace, clean_env()) as url:
+def test_the_dashboard_refuses_a_missing_or_wrong_token(workspace: Path, spawn: Spawn) -> None:
+    with dashboard(spawn, workspace, clean_env()) as url:
         parts = urlsplit(url)
         base = f"{parts.scheme}://{parts.netloc}"
         for path in ("/", "/app.js", "/api/status", "/api/items", "/api/stream"):
@@ -151,9 +142,9 @@ def test_the_dashboard_refuses_a_missing_or_wrong_token(workspace: Path) -> None
         assert status["job"] is None and "no journal" in status["note"]
 
 
-def test_the_dashboard_refuses_a_host_other_than_loopback(workspace: Path) -> None:
+def test_the_dashboard_refuses_a_host_other_than_loopback(workspace: Path, spawn: Spawn) -> None:
     """DNS rebinding: a page on another name that resolves to 127.0.0.1 gets nothing, token or not."""
-    with dashboard(workspace, clean_env()) as url:
+    with dashboard(spawn, workspace, clean_env()) as url:
         parts = urlsplit(url)
         token = parts.query.removeprefix("token=")
         target = f"{parts.scheme}://{parts.netloc}/api/status?token={token}"
@@ -168,32 +159,34 @@ def test_the_dashboard_refuses_a_host_other_than_loopback(workspace: Path) -> No
                 assert response.status == 200, host
 
 
-def test_status_and_dashboard_agree_during_and_after_a_run(workspace: Path) -> None:
+def test_status_and_dashboard_agree_during_and_after_a_run(workspace: Path, spawn: Spawn) -> None:
     write_records(workspace / "in.jsonl", 30)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 6\n")
-    settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.3)
+    settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.01)
     with FakeServer(settings) as server:
+        # Three answers, then the next calls stay in flight: the job runs until the test lets them go.
+        server.backend.hold.close(after=3)
         env = clean_env(OPENAI_API_KEY="k-test-dashboard", OPENAI_BASE_URL=server.openai_base_url)
-        with dashboard(workspace, env) as url:
-            job = start_job(workspace, env)
+        with dashboard(spawn, workspace, env) as url:
+            job = start_job(spawn, workspace, env)
             try:
-                wait_until(lambda: done_in_journal(workspace) >= 3)
+                server.backend.hold.wait_held(6)
+                wait_until(lambda: done_in_journal(workspace) == 3)
                 first = api(url, "/api/status")
                 cli = status_json(workspace, env)
                 second = api(url, "/api/status")
                 stream = read_one_event(url)
             finally:
+                server.backend.hold.open()
                 _, stderr = job.communicate(timeout=30)
             assert job.returncode == 0, stderr
-            assert first["run"]["state"] == cli["run"]["state"] == "running"
+            assert first["run"]["state"] == cli["run"]["state"] == second["run"]["state"] == "running"
             for key in ("done", "total"):
-                assert first["items"][key] <= cli["items"][key] <= second["items"][key]
-            assert (
-                first["totals"]["job"]["calls"]
-                <= cli["totals"]["job"]["calls"]
-                <= second["totals"]["job"]["calls"]
-            )
-            assert first["items"]["done"] < 30 and stream["job"] == cli["job"]
+                assert first["items"][key] == cli["items"][key] == second["items"][key]
+            assert first["items"]["done"] == 3 and first["items"]["total"] == 30
+            assert first["totals"]["job"]["calls"] == cli["totals"]["job"]["calls"] == 3
+            assert second["totals"]["job"]["calls"] == 3
+            assert stream["job"] == cli["job"] and stream["items"]["done"] == 3
             assert cli["workers"]["ceiling"] == first["workers"]["ceiling"] == 6
 
             after_dashboard = api(url, "/api/status")
@@ -238,45 +231,56 @@ def page_numbers(page: Any) -> dict[str, str]:
     return {name: page.get_attribute(f"#{name}", "data-value") for name in ids}
 
 
-def test_the_page_updates_live_and_matches_status_in_chromium(workspace: Path, tmp_path: Path) -> None:
+def test_the_page_updates_live_and_matches_status_in_chromium(
+    workspace: Path, tmp_path: Path, spawn: Spawn
+) -> None:
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     write_records(workspace / "in.jsonl", 24)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 4\n")
-    settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.3)
+    settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.01)
     with FakeServer(settings) as server:
+        hold = server.backend.hold
+        hold.close(after=3)  # the job runs until the test lets its calls go
         env = clean_env(OPENAI_API_KEY="k-test-chromium", OPENAI_BASE_URL=server.openai_base_url)
         # The job, the dashboard and the browser start side by side.
-        job = start_job(workspace, env)
-        server_process = start_dashboard(workspace, env, "--interval", "0.25")
+        job = start_job(spawn, workspace, env)
+        server_process = start_dashboard(spawn, workspace, env, "--interval", "0.25")
         try:
             with sync_api.sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 try:
                     page = browser.new_page(viewport={"width": 1300, "height": 1800})
                     page.goto(printed_url(server_process))
-                    check_page(page, workspace, env, job)
+                    check_page(page, workspace, env, job, hold)
                     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
                 finally:
                     browser.close()
         finally:
+            hold.open()
             stop_dashboard(server_process)
             if job.poll() is None:
                 job.kill()
                 job.wait()
 
 
-def check_page(page: Any, workspace: Path, env: dict[str, str], job: subprocess.Popen[str]) -> None:
+def check_page(
+    page: Any, workspace: Path, env: dict[str, str], job: subprocess.Popen[str], hold: Hold
+) -> None:
+    hold.wait_held(4)
     page.wait_for_function(DONE_AT_LEAST, arg=3, timeout=20_000)
     seen_first = int(page_numbers(page)["items-done"])
     cli = status_json(workspace, env)
-    page.wait_for_function(DONE_AT_LEAST, arg=cli["items"]["done"] + 1, timeout=20_000)
+    assert page.text_content("#state") == "running"
+    hold.allow(3)  # three more answers; the calls after them are held again
+    page.wait_for_function(DONE_AT_LEAST, arg=6, timeout=20_000)
     seen_second = int(page_numbers(page)["items-done"])
     assert page.text_content("#state") == "running"
     assert page.get_attribute("#ceiling", "data-value") == "4"
-    # The numbers changed while the job ran, and bracket what `shoal status` said meanwhile.
-    assert seen_first <= cli["items"]["done"] < seen_second
+    # The numbers changed while the job ran, and match what `shoal status` said meanwhile.
+    assert seen_first == cli["items"]["done"] == 3 and seen_second == 6
+    hold.open()
     _, stderr = job.communicate(timeout=30)
     assert job.returncode == 0, stderr
 
@@ -295,7 +299,7 @@ def check_page(page: Any, workspace: Path, env: dict[str, str], job: subprocess.
     assert page.text_content("#source") == "Explain {topic}."
 
 
-def test_the_page_says_interrupted_and_when_max_tokens_limits_throughput(tmp_path: Path) -> None:
+def test_the_page_says_interrupted_and_when_max_tokens_limit_throughput(tmp_path: Path, spawn: Spawn) -> None:
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -325,7 +329,7 @@ def test_the_page_says_interrupted_and_when_max_tokens_limits_throughput(tmp_pat
                 (live, "running", f"{MODEL}: max_tokens 2,000, not the provider, limits throughput"),
                 (dead, "interrupted", "interrupted: the job's process is gone"),
             ):
-                with dashboard(where, clean_env()) as url:
+                with dashboard(spawn, where, clean_env()) as url:
                     page = browser.new_page()
                     page.goto(url)
                     page.wait_for_function(

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,35 +32,13 @@ from shoal.fake import (
     FaultRates,
 )
 
+from clocks import GatedClock, VirtualClock
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
-class FakeClock:
-    """Time that moves only when someone sleeps, so backend tests never wait."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def wall(self) -> float:
-        return 1_800_000_000.0 + self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
-        await asyncio.sleep(0)
-
-
-class GatedClock(FakeClock):
-    """Sleeps last until the test opens the gate: requests stay in flight meanwhile."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-
-    async def sleep(self, seconds: float) -> None:
-        await self.gate.wait()
+# The suite's virtual clock, at a wall time in 2027 so that reset headers look real.
+FakeClock = partial(VirtualClock, epoch=1_800_000_000.0)
 
 
 def call(prompt: str = "Summarize: the quick brown fox.", max_tokens: int = 100, **kw: Any) -> FakeCall:
@@ -316,7 +295,8 @@ async def test_openai_and_anthropic_sdks_get_answers_with_rate_headers() -> None
 
 
 async def test_burst_beyond_rpm_gets_429s_that_both_sdks_recognise() -> None:
-    async with FakeServer(quick(limits=FakeLimits(rpm=120, window_s=1.0))) as server:  # 2 per window
+    backend = FakeBackend(quick(limits=FakeLimits(rpm=120, window_s=1.0)), clock=FakeClock())
+    async with FakeServer(backend=backend) as server:  # 2 per window, and no refill on virtual time
         async with openai_client(server) as client:
             messages: Any = [{"role": "user", "content": "hi"}]
             outcomes = await asyncio.gather(
@@ -351,7 +331,7 @@ async def test_tpm_reservation_and_refund_over_http() -> None:
     # A 1000-token window refilling at 100 tokens/s: the 0.3 s of latency refill only 30 of them.
     limits = FakeLimits(tpm=6000, window_s=10.0)
     settings = quick(limits=limits, latency_s=0.3, replies=(FakeReply("hi", "ok"),))
-    async with FakeServer(settings) as server:
+    async with FakeServer(backend=FakeBackend(settings, clock=FakeClock())) as server:
         async with openai_client(server) as client:
             messages: Any = [{"role": "user", "content": "hi"}]
 
@@ -359,8 +339,17 @@ async def test_tpm_reservation_and_refund_over_http() -> None:
                 return client.chat.completions.create(model="m", messages=messages, max_tokens=max_tokens)
 
             # Two 600-token reservations do not fit a 1000-token window, though each answer is tiny.
-            outcomes = await asyncio.gather(ask(600), ask(600), return_exceptions=True)
-            assert sum(isinstance(o, openai.RateLimitError) for o in outcomes) == 1
+            # The first is held in flight (past admission) while the second arrives, however slow
+            # the machine: on the virtual clock its latency alone would not keep it there.
+            hold = server.backend.hold
+            hold.close(after=0)
+            first = asyncio.ensure_future(ask(600))
+            while hold.held < 1:
+                await asyncio.sleep(0.01)
+            with pytest.raises(openai.RateLimitError):
+                await ask(600)
+            hold.open()
+            assert (await first).choices[0].message.content == "ok"
             # The admitted one settled to its real usage; without that refund 600 would not fit yet.
             assert (await ask(600)).choices[0].message.content == "ok"
             with pytest.raises(openai.BadRequestError, match="too large"):
@@ -486,7 +475,8 @@ async def test_bad_requests_get_400s_in_the_apis_error_shape() -> None:
 def test_request_log_has_one_line_per_request_and_no_secrets(tmp_path: Path) -> None:
     log = tmp_path / "requests.jsonl"
     secret = "sk-test-SECRET-4242"
-    with FakeServer(quick(limits=FakeLimits(rpm=60, window_s=1.0)), log_path=log) as server:
+    backend = FakeBackend(quick(limits=FakeLimits(rpm=60, window_s=1.0)), clock=FakeClock())  # no refill
+    with FakeServer(backend=backend, log_path=log) as server:
         with httpx2.Client(base_url=server.url, headers={"Authorization": f"Bearer {secret}"}) as http:
             body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
             statuses = [http.post("/v1/chat/completions", json=body).status_code for _ in range(2)]

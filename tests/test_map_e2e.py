@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings, FaultRates
 
-from helpers import MAP_ARGV, clean_env, output_ids, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, output_ids, run_shoal, write_records
 
 SECRET = "sk-test-do-not-log-0123456789"
 
@@ -116,31 +116,34 @@ def test_every_record_completes_at_a_20_percent_fault_rate(workspace: Path) -> N
     assert not {row[0] for row in bad if row[0]} & set(kept)
 
 
-def test_sigkill_at_a_random_moment_then_rerun(workspace: Path) -> None:
+def test_sigkill_at_a_random_moment_then_rerun(
+    workspace: Path, spawn: Spawn, kill_rng: random.Random
+) -> None:
     ids = write_records(workspace / "in.jsonl", 60)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 6\n")
     settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.08, seed=3)
     argv = MAP_ARGV
     with FakeServer(settings) as server:
+        # Calls past a random point are held, so even a slow machine kills the job before it ends.
+        server.backend.hold.close(after=kill_rng.randint(3, 54))
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
-        process = subprocess.Popen(
-            shoal_argv(*argv), cwd=workspace, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        process = spawn(workspace, *argv, env=env, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         # Wait until some work is journaled, then kill at a random moment.
         while time.monotonic() < deadline:
             if (workspace / "out.jsonl").exists() and (workspace / "out.jsonl").read_text().count("\n") >= 3:
                 break
             time.sleep(0.02)
-        time.sleep(random.uniform(0.0, 0.6))
+        time.sleep(kill_rng.uniform(0.0, 0.6))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+        server.backend.hold.open()
         finished_before = {
             row[0] for row in journal_rows(workspace, "SELECT key FROM calls WHERE outcome = 'ok'")
         }
         assert finished_before, "the kill came before anything finished"
 
-        result = run_shoal(workspace, *argv, env=env)
+        result = invoke_shoal(workspace, *argv, env=env)
     assert result.returncode == 0, result.stderr
     written = output_ids(workspace / "out.jsonl")
     assert sorted(written) == ids  # every record exactly once

@@ -16,7 +16,7 @@ from shoal.fake import FakeLimits, FakeServer, FakeSettings
 from shoal.gate import new_file_mode
 from shoal.providers import load_replies
 
-from helpers import clean_env, run_shoal, shoal_argv
+from helpers import Spawn, clean_env, invoke_shoal, run_shoal
 from plan_helpers import (
     SHIPPED,
     assert_only_status_cells_changed,
@@ -98,26 +98,25 @@ def test_gate_fixes_only_what_was_flagged_and_ships_the_rest(workspace: Path) ->
     assert ("rbac.md", "review") in stages_of and ("rbac.md", "spot-check") in stages_of
 
 
-def test_kill_9_at_a_random_moment_then_the_same_command(workspace: Path) -> None:
+def test_kill_9_at_a_random_moment_then_the_same_command(
+    workspace: Path, spawn: Spawn, kill_rng: random.Random
+) -> None:
     copy_example(workspace)
     use_openai_models(workspace, extra="max_attempts = 3\n")
     with fake_server(workspace, latency=0.15) as server:
+        # Of the plan's 21 calls, those past a random point are held: the kill comes before the end.
+        server.backend.hold.close(after=kill_rng.randint(1, 20))
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        process = subprocess.Popen(
-            shoal_argv("run", "PLAN.md", "--yes"),
-            cwd=workspace,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        process = spawn(workspace, "run", "PLAN.md", "--yes", env=env, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not list((workspace / ".shoal" / "staging").glob("*.md")):
             time.sleep(0.02)
-        time.sleep(random.uniform(0.0, 1.5))
+        time.sleep(kill_rng.uniform(0.0, 1.5))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+        server.backend.hold.open()
         finished = {key for (key,) in rows(workspace, "SELECT key FROM calls WHERE outcome = 'ok'")}
-        result = run_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
+        result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
     assert result.returncode == 0, result.stderr
     assert shipped(workspace) == SHIPPED
     paths = registered_paths(workspace)

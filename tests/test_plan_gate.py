@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_shoal
-from plan_helpers import copy_example, replies, shipped, status_cells, write_replies
+from helpers import invoke_shoal
+from plan_helpers import copy_example as copy_plan_example
+from plan_helpers import replies, shipped, status_cells, write_replies
 
 FLAG = json.dumps(
     {
@@ -19,6 +20,14 @@ FLAG = json.dumps(
         ],
     }
 )
+
+
+def copy_example(workspace: Path) -> Path:
+    """The example plan, with the rehearsal's simulated latency off: these tests are about the gate."""
+    copy_plan_example(workspace)
+    config = workspace / "shoal.toml"
+    config.write_text(config.read_text().replace("latency_s = 0.2", "latency_s = 0.0"))
+    return workspace
 
 
 def calls(workspace: Path, sql: str) -> list[tuple]:
@@ -40,7 +49,7 @@ def test_still_flagged_escalates_once_then_needs_review_and_is_not_shipped(works
             *scripted,
         ],
     )
-    result = run_shoal(workspace, "run", "PLAN.md", "--yes", "--phase", "1")
+    result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", "--phase", "1")
     assert result.returncode == 1, result.stderr
     assert "needs-review: rbac.md: still flagged" in result.stderr
     assert shipped(workspace) == {"oauth-oidc.md", "session-management.md"}
@@ -81,7 +90,7 @@ def test_the_same_lint_failure_in_most_tasks_stops_the_phase(workspace: Path, mo
         },
     )
     write_replies(workspace, items)
-    result = run_shoal(workspace, "run", "PLAN.md", "--yes", "--mode", mode)
+    result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", "--mode", mode)
     assert result.returncode == 1, result.stderr
     stage = "lint" if mode == "phased" else "gate"
     assert f"phase 1 stopped after {stage}: 3 of 3 tasks fail the same way" in result.stderr
@@ -99,7 +108,7 @@ def test_the_same_lint_failure_in_most_tasks_stops_the_phase(workspace: Path, mo
 
 def test_canary_runs_k_tasks_then_the_rest(workspace: Path) -> None:
     copy_example(workspace)
-    result = run_shoal(workspace, "run", "PLAN.md", "--yes", "--canary", "2", "--mode", "pipeline")
+    result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", "--canary", "2", "--mode", "pipeline")
     assert result.returncode == 0, result.stderr
     assert "canary: 2 shipped, 0 need review" in result.stderr
     assert len(shipped(workspace)) == 6
@@ -107,7 +116,7 @@ def test_canary_runs_k_tasks_then_the_rest(workspace: Path) -> None:
 
 def test_without_a_terminal_or_yes_nothing_starts(workspace: Path) -> None:
     copy_example(workspace)
-    result = run_shoal(workspace, "run", "PLAN.md")
+    result = invoke_shoal(workspace, "run", "PLAN.md")
     assert result.returncode == 2
     assert "pass --yes" in result.stderr and "Traceback" not in result.stderr
     assert "rbac.md" in result.stderr  # the plan of what would happen was shown first
@@ -116,8 +125,8 @@ def test_without_a_terminal_or_yes_nothing_starts(workspace: Path) -> None:
 
 def test_rerun_of_a_finished_plan_does_nothing(workspace: Path) -> None:
     copy_example(workspace)
-    assert run_shoal(workspace, "run", "PLAN.md", "--yes").returncode == 0
-    again = run_shoal(workspace, "run", "PLAN.md", "--yes")
+    assert invoke_shoal(workspace, "run", "PLAN.md", "--yes").returncode == 0
+    again = invoke_shoal(workspace, "run", "PLAN.md", "--yes")
     assert again.returncode == 0 and "nothing pending" in again.stderr
 
 
@@ -129,6 +138,6 @@ def test_a_cost_budget_with_an_unpriced_model_is_refused(workspace: Path) -> Non
         .replace('haiku = "rehearsal:haiku"', 'haiku = "openai:my-local-llm"')
         .replace("[job]", '[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\n\n[job]')
     )
-    result = run_shoal(workspace, "run", "PLAN.md")  # no --yes: stops at the question, sends nothing
+    result = invoke_shoal(workspace, "run", "PLAN.md")  # no --yes: stops at the question, sends nothing
     assert result.returncode == 2
     assert "no price known for openai:my-local-llm" in result.stderr

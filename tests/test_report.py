@@ -14,7 +14,7 @@ from shoal.fake import FakeLimits, FakeServer, FakeSettings, FaultRates
 from shoal.journal import ItemStatus, Journal
 from test_dashboard import printed_url, read_one_event, start_dashboard, stop_dashboard
 
-from helpers import MAP_ARGV, clean_env, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, run_shoal, shoal_argv, write_records
 
 SECRET = "sk-report-secret-do-not-leak-0123456789"
 MAP = MAP_ARGV
@@ -65,7 +65,7 @@ async def test_report_for_a_job_with_failures_flags_and_429s(workspace: Path) ->
     job = journal_rows(workspace, "SELECT job FROM runs")[0][0]
     await flag_for_review(workspace, job)
 
-    report = run_shoal(workspace, "report", "--out-dir", "rep")
+    report = invoke_shoal(workspace, "report", "--out-dir", "rep")
     assert report.returncode == 0, report.stderr
     html = (workspace / "rep" / "report.html").read_text()
     markdown = (workspace / "rep" / "report.md").read_text()
@@ -112,7 +112,7 @@ def fetch(url: str, path: str) -> bytes:
         return bytes(response.read())
 
 
-def test_no_api_key_reaches_the_journal_the_dashboard_or_the_report(workspace: Path) -> None:
+def test_no_api_key_reaches_the_journal_the_dashboard_or_the_report(workspace: Path, spawn: Spawn) -> None:
     write_records(workspace / "in.jsonl", 12)
     (workspace / "shoal.toml").write_text("[job]\nmax_attempts = 2\n")
     settings = FakeSettings(
@@ -121,7 +121,7 @@ def test_no_api_key_reaches_the_journal_the_dashboard_or_the_report(workspace: P
     with FakeServer(settings) as server:
         # The key is in the environment of every process: the job, the dashboard and the report.
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
-        dashboard = start_dashboard(workspace, env)
+        dashboard = start_dashboard(spawn, workspace, env)
         try:
             url = printed_url(dashboard)
             job = subprocess.run(
@@ -138,10 +138,10 @@ def test_no_api_key_reaches_the_journal_the_dashboard_or_the_report(workspace: P
             served.append(json.dumps(read_one_event(url)).encode())
         finally:
             stop_dashboard(dashboard)
-        report = run_shoal(workspace, "report", "--out-dir", "rep", env=env)
+        report = invoke_shoal(workspace, "report", "--out-dir", "rep", env=env)
         assert report.returncode == 0, report.stderr
-    status = run_shoal(workspace, "status", "--json", env=env)
-    journal = run_shoal(workspace, "journal", "--jsonl", env=env)
+    status = invoke_shoal(workspace, "status", "--json", env=env)
+    journal = invoke_shoal(workspace, "journal", "--jsonl", env=env)
     assert json.loads(served[3])["items"]["total"] == 12
     outputs = [
         (workspace / ".shoal" / "journal.db").read_bytes(),

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import MAP_ARGV, clean_env, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, write_records
 
 MAP = MAP_ARGV
 
@@ -35,7 +34,7 @@ def journal_figures(workspace: Path) -> dict[str, Any]:
 
 
 def status_json(workspace: Path, env: dict[str, str]) -> dict[str, Any]:
-    result = run_shoal(workspace, "status", "--json", env=env, timeout=30)
+    result = invoke_shoal(workspace, "status", "--json", env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -49,46 +48,54 @@ def wait_for(predicate: Any, timeout: float = 20.0) -> None:
     raise AssertionError("timed out")
 
 
-def journal_exists(workspace: Path) -> bool:
-    path = workspace / ".shoal" / "journal.db"
-    if not path.exists():
-        return False
+def done_in_journal(workspace: Path) -> int:
+    if not (workspace / ".shoal" / "journal.db").exists():
+        return 0
     try:
-        return journal_figures(workspace)["done"] >= 3
+        return int(journal_figures(workspace)["done"])
     except sqlite3.Error:
-        return False
+        return 0
 
 
-def test_status_during_a_run_agrees_with_the_journal(workspace: Path) -> None:
+def published_in_flight(workspace: Path) -> int | None:
+    """Calls in flight in the newest live snapshot the job has published (every second)."""
+    uri = (workspace / ".shoal" / "journal.db").resolve().as_uri() + "?mode=ro"
+    try:
+        with sqlite3.connect(uri, uri=True) as conn:
+            row = conn.execute("SELECT data FROM snapshots ORDER BY ts DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else int(json.loads(row[0])["workers"]["in_flight"])
+
+
+def test_status_during_a_run_agrees_with_the_journal(workspace: Path, spawn: Spawn) -> None:
     write_records(workspace / "in.jsonl", 30)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 6\n")
-    settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.3)
+    settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.01)
     with FakeServer(settings) as server:
+        # Three answers, then the six workers' next calls stay in flight until the test lets them go:
+        # the job is still running when `shoal status` looks, however slow the machine.
+        server.backend.hold.close(after=3)
         env = clean_env(OPENAI_API_KEY="k-test-status", OPENAI_BASE_URL=server.openai_base_url)
-        job = subprocess.Popen(
-            shoal_argv(*MAP),
-            cwd=workspace,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        job = spawn(workspace, *MAP, env=env)
         try:
-            wait_for(lambda: journal_exists(workspace))
-            before = journal_figures(workspace)
+            server.backend.hold.wait_held(6)
+            wait_for(lambda: done_in_journal(workspace) == 3)
+            wait_for(lambda: published_in_flight(workspace) == 6)
             status = status_json(workspace, env)
-            after = journal_figures(workspace)
+            figures = journal_figures(workspace)
         finally:
+            server.backend.hold.open()
             _, stderr = job.communicate(timeout=30)
         assert job.returncode == 0, stderr
 
-    # Taken while the job ran: the state, the ceiling, and numbers between two direct reads.
+    # Taken while the job ran: the state, the ceiling, and exactly what the journal held then.
     assert status["run"]["state"] == "running", status["run"]
-    assert status["workers"]["ceiling"] == 6 and 0 <= status["workers"]["in_flight"] <= 6
+    assert status["workers"]["ceiling"] == 6 and status["workers"]["in_flight"] == 6
     assert status["items"]["total"] == 30
-    assert before["done"] <= status["items"]["done"] <= after["done"] < 30
-    assert before["calls"] <= status["totals"]["job"]["calls"] <= after["calls"]
-    assert before["input_tokens"] <= status["totals"]["job"]["input_tokens"] <= after["input_tokens"]
+    assert status["items"]["done"] == figures["done"] == 3
+    assert status["totals"]["job"]["calls"] == figures["calls"] == 3
+    assert status["totals"]["job"]["input_tokens"] == figures["input_tokens"]
     assert status["progress"]["eta_s"] is not None and status["progress"]["eta_s"] > 0
     usage = status["models"][0]["usage"]
     assert usage is not None and usage["percent"]["rpm"] > 0  # limits learned from the fake's headers
@@ -107,14 +114,14 @@ def test_status_during_a_run_agrees_with_the_journal(workspace: Path) -> None:
     assert abs(final["cost"]["spent_usd"] - figures["cost"]) < 1e-9
     assert [s["name"] for s in final["stages"]] == ["map"] and final["stages"][0]["done"] == 30
 
-    text = run_shoal(workspace, "status", env=env)
+    text = invoke_shoal(workspace, "status", env=env)
     assert text.returncode == 0, text.stderr
     assert "map" in text.stdout and "done" in text.stdout and "30" in text.stdout
 
 
 def test_journal_lists_a_stopped_job_item_by_item(workspace: Path) -> None:
     write_records(workspace / "in.jsonl", 30)
-    stopped = run_shoal(
+    stopped = invoke_shoal(
         workspace,
         "map",
         "in.jsonl",
@@ -131,7 +138,7 @@ def test_journal_lists_a_stopped_job_item_by_item(workspace: Path) -> None:
     )
     assert stopped.returncode == 3, stopped.stderr
 
-    jsonl = run_shoal(workspace, "journal", "--jsonl")
+    jsonl = invoke_shoal(workspace, "journal", "--jsonl")
     assert jsonl.returncode == 0, jsonl.stderr
     records = [json.loads(line) for line in jsonl.stdout.splitlines()]
     assert [r["id"] for r in records] == [f"rec-{i:03d}" for i in range(30)]  # input order
@@ -141,9 +148,9 @@ def test_journal_lists_a_stopped_job_item_by_item(workspace: Path) -> None:
     assert 0 < len(done) < 30 and len(done) + len(pending) == 30
     assert all(r["file"] == "out.jsonl" for r in done) and all(r["file"] is None for r in pending)
 
-    plain = run_shoal(workspace, "journal", "--status", "pending")
+    plain = invoke_shoal(workspace, "journal", "--status", "pending")
     assert plain.returncode == 0
     assert plain.stdout.splitlines() == [f"{r['id']}\tpending\t-" for r in pending]
 
-    bad = run_shoal(workspace, "journal", "--status", "finished")
+    bad = invoke_shoal(workspace, "journal", "--status", "finished")
     assert bad.returncode == 2 and "unknown status 'finished'" in bad.stderr

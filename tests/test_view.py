@@ -26,22 +26,10 @@ from shoal.report._svg import Series, line_chart, nice_ticks, stacked_bar_chart
 from shoal.view import CallTotalsCache, Redactor, compact_line, read_status, render_status, watch_job
 from shoal.view._redact import REDACTED
 
+from clocks import VirtualClock
+
 JOB = "plan:demo"
 T0 = 1_700_000_000.0
-
-
-class FixedClock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def wall(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def call(n: int, scope: str, stage: str, outcome: str = "ok", *, run_id: int = 1) -> CallRecord:
@@ -66,7 +54,7 @@ def call(n: int, scope: str, stage: str, outcome: str = "ok", *, run_id: int = 1
 
 async def two_phase_journal(path: Path, *, finish: bool) -> None:
     """Two phases of two stages' worth of items, calls, a 429, a retry and a snapshot."""
-    journal = Journal.open(path, FixedClock())
+    journal = Journal.open(path, VirtualClock(T0))
     run_id = await journal.begin_run(JOB, "shoal run plan.md", os.getpid())
     await journal.set_items(JOB, [f"i{n}" for n in range(6)], ItemStatus.PENDING)  # no stage yet
     await journal.set_item(JOB, "i0", ItemStatus.DONE, stage="phase-1/draft")
@@ -165,7 +153,7 @@ async def test_a_polling_reader_reads_each_call_once_and_agrees_with_a_fresh_rea
     cache = CallTotalsCache()
     read_status(path, now=T0 + 11, cache=cache)
     assert cache.last_id == 5
-    journal = Journal.open(path, FixedClock(T0 + 12))
+    journal = Journal.open(path, VirtualClock(T0 + 12))
     await journal.record_call(call(20, "i4", "phase-2/review"))
     await journal.close()
     polled = read_status(path, now=T0 + 12, cache=cache)
@@ -185,7 +173,7 @@ async def test_a_run_whose_process_is_gone_is_shown_as_interrupted(tmp_path: Pat
     finished = subprocess.Popen(["true"])
     finished.wait()  # its pid no longer runs
     path = tmp_path / ".shoal" / "journal.db"
-    journal = Journal.open(path, FixedClock())
+    journal = Journal.open(path, VirtualClock(T0))
     await journal.begin_run(JOB, "shoal map x", finished.pid)
     await journal.close()
     status = read_status(path, now=T0 + 60)
@@ -204,7 +192,7 @@ async def test_a_killed_unreaped_or_reused_pid_is_not_running(tmp_path: Path) ->
         while zombie.exists() and zombie.read_text().rsplit(")", 1)[1].split()[0] != "Z":
             await asyncio.sleep(0.01)
         path = tmp_path / "zombie" / "journal.db"
-        journal = Journal.open(path, FixedClock(time.time()))
+        journal = Journal.open(path, VirtualClock(time.time()))
         await journal.begin_run(JOB, "shoal map x", killed.pid)
         await journal.close()
         assert read_status(path, now=time.time() + 60)["run"]["state"] == "interrupted"
@@ -212,13 +200,13 @@ async def test_a_killed_unreaped_or_reused_pid_is_not_running(tmp_path: Path) ->
         killed.wait()
     # This very process is alive, but it started long after a run that began at T0 said it did.
     path = tmp_path / "reused" / "journal.db"
-    journal = Journal.open(path, FixedClock())
+    journal = Journal.open(path, VirtualClock(T0))
     await journal.begin_run(JOB, "shoal map x", os.getpid())
     await journal.close()
     assert read_status(path, now=T0 + 60)["run"]["state"] == "interrupted"
     # The same pid in a run that started after it: running.
     path = tmp_path / "alive" / "journal.db"
-    journal = Journal.open(path, FixedClock(time.time()))
+    journal = Journal.open(path, VirtualClock(time.time()))
     await journal.begin_run(JOB, "shoal map x", os.getpid())
     await journal.close()
     assert read_status(path, now=time.time() + 60)["run"]["state"] == "running"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import clean_env, run_shoal, shoal_argv
+from helpers import Spawn, clean_env, invoke_shoal, run_shoal
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -43,7 +43,7 @@ def test_without_a_terminal_or_yes_a_workflow_does_not_start(workspace: Path) ->
         "async def main(rounds: int = 1) -> str:\n"
         "    return await agent('hello')\n"
     )
-    unasked = run_shoal(workspace, "run", "wf.py")  # stdin is not a terminal and no --yes
+    unasked = invoke_shoal(workspace, "run", "wf.py")  # stdin is not a terminal and no --yes
     assert unasked.returncode == 2 and "--yes" in unasked.stderr
     assert "Caps: concurrency 16, 1,000 agents per run" in unasked.stderr  # the summary came first
 
@@ -90,30 +90,29 @@ async def main(count: int = 16) -> str:
 """
 
 
-def test_a_rerun_after_kill_9_sends_only_what_had_not_finished(workspace: Path) -> None:
+def test_a_rerun_after_kill_9_sends_only_what_had_not_finished(
+    workspace: Path, spawn: Spawn, kill_rng: random.Random
+) -> None:
     (workspace / "fanout.py").write_text(FANOUT)
     (workspace / "shoal.toml").write_text(
         '[workflow]\ndefault_model = "openai:gpt-4o-mini"\n\n[job]\nconcurrency = 3\nmax_tokens = 64\n'
     )
     settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.15, seed=5)
     with FakeServer(settings) as server:
+        # Calls past a random point of the 16 are held, so the kill comes before the last one ends.
+        server.backend.hold.close(after=kill_rng.randint(3, 15))
         env = clean_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=server.openai_base_url)
-        process = subprocess.Popen(
-            shoal_argv("run", "fanout.py", "--yes"),
-            cwd=workspace,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        process = spawn(workspace, "run", "fanout.py", "--yes", env=env, stderr=subprocess.DEVNULL)
         journal = workspace / ".shoal" / "journal.db"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if journal.exists() and finished_calls(workspace) >= 3:
                 break
             time.sleep(0.02)
-        time.sleep(random.uniform(0.0, 0.3))
+        time.sleep(kill_rng.uniform(0.0, 0.3))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+        server.backend.hold.open()
         finished = {row[0] for row in rows(workspace, "SELECT key FROM calls WHERE outcome = 'ok'")}
         assert 3 <= len(finished) < 16, "the kill came too late to leave work to resume"
         sent_before = server.backend.stats["requests"]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ..fake import FakeLimits, FakeReply, FakeSettings, FaultRates, serve
+from ..fake import FakeLimits, FakeReply, FakeSettings, FaultRates, RepliesFileError, read_replies
 
 __all__ = ["register"]
 
@@ -86,6 +86,20 @@ def fake_server(
         raise typer.Exit(1) from None
 
 
+async def serve(
+    settings: FakeSettings,
+    host: str,
+    port: int,
+    log_path: Path | None,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """`shoal.fake.serve`, imported here so that the HTTP server loads only for this command."""
+    from ..fake import serve as serve_http
+
+    await serve_http(settings, host, port, log_path, on_ready=on_ready)
+
+
 def _limits(rpm: int | None, tpm: int | None, window: float) -> FakeLimits:
     if rpm is not None and rpm < 1:
         raise typer.BadParameter(f"must be a positive integer, got {rpm}", param_hint="--rpm")
@@ -115,28 +129,7 @@ def _at_least_zero(value: float, option: str) -> float:
 
 
 def _load_replies(path: Path) -> tuple[FakeReply, ...]:
-    def bad(reason: str) -> typer.BadParameter:
-        return typer.BadParameter(f"{path}: {reason}", param_hint="--replies")
-
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise bad(error.strerror or str(error)) from None
-    except ValueError as error:
-        raise bad(f"not JSON ({error})") from None
-    if not isinstance(data, list):
-        raise bad('expected a JSON list of {"match", "reply", "times"?} objects')
-    result: list[FakeReply] = []
-    for number, item in enumerate(data, start=1):
-        if not isinstance(item, dict) or not isinstance(item.get("match"), str):
-            raise bad(f'entry {number} needs a "match" string')
-        if not isinstance(item.get("reply"), str):
-            raise bad(f'entry {number} needs a "reply" string')
-        times = item.get("times")
-        if times is not None and (isinstance(times, bool) or not isinstance(times, int)):
-            raise bad(f'entry {number}: "times" must be an integer')
-        try:
-            result.append(FakeReply(match=item["match"], reply=item["reply"], times=times))
-        except ValueError as error:
-            raise bad(f"entry {number}: {error}") from None
-    return tuple(result)
+        return read_replies(path)
+    except RepliesFileError as error:
+        raise typer.BadParameter(str(error), param_hint="--replies") from None

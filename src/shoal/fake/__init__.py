@@ -4,8 +4,11 @@ Both answer like hosted providers do (rate limits with their headers, injected f
 with deterministic placeholder answers that fit a requested JSON schema.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._backend import FakeBackend
-from ._server import FakeServer, create_app, serve
+from ._hold import Hold
+from ._replies import RepliesFileError, read_replies
 from ._settings import (
     ALL_KINDS,
     FakeCall,
@@ -15,6 +18,9 @@ from ._settings import (
     FakeSettings,
     FaultRates,
 )
+
+if TYPE_CHECKING:
+    from ._server import FakeServer, create_app, serve
 
 __all__ = [
     "ALL_KINDS",
@@ -26,6 +32,21 @@ __all__ = [
     "FakeServer",
     "FakeSettings",
     "FaultRates",
+    "Hold",
+    "RepliesFileError",
     "create_app",
+    "read_replies",
     "serve",
 ]
+
+# The HTTP server (uvicorn, starlette) loads on first use: every `shoal` command imports this
+# package for the rehearsal backend, and only `shoal fake-server` and tests need a server.
+_SERVER_NAMES = frozenset({"FakeServer", "create_app", "serve"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SERVER_NAMES:
+        from . import _server
+
+        return getattr(_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ from typing import get_args
 from .._clock import Clock, SystemClock
 from .._tokens import estimate_tokens
 from ._answers import cut_to_tokens, json_answer, prompt_digest, prose, prose_tokens
+from ._hold import Hold
 from ._limits import Bucket, rate_headers, retry_headers
 from ._settings import ALL_KINDS, FakeCall, FakeResult, FakeSettings, ResultKind
 
@@ -55,6 +56,7 @@ class FakeBackend:
         self._tokens = Bucket(limits.tpm, limits.window_s, now) if limits.tpm else None
         self._reply_uses = [0] * len(settings.replies)
         self._stats: dict[str, int] = dict.fromkeys(("requests", *get_args(ResultKind)), 0)
+        self.hold = Hold()  # tests close it to keep admitted requests in flight
 
     @property
     def stats(self) -> dict[str, int]:
@@ -67,6 +69,7 @@ class FakeBackend:
         refused = self._admit(call)
         if refused is not None:
             return refused
+        await self.hold.passage()
         fault = self._draw_fault()
         kind: ResultKind = _FAULT_RESULT[fault] if fault else "ok"
         self._stats[kind] += 1

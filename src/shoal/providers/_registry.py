@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ProviderSettings, ShoalConfig
 from ..errors import ConfigError, InputError
-from ..fake import FakeLimits, FakeReply, FakeSettings
+from ..fake import FakeLimits, FakeReply, FakeSettings, RepliesFileError, read_replies
 from ._refs import ModelRef
 from ._types import Provider
 
@@ -142,17 +141,6 @@ class ProviderSet:
 def load_replies(path: Path) -> tuple[FakeReply, ...]:
     """Read a rehearsal replies file: a JSON list of {"match", "reply", "times"?}."""
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: rehearsal replies file not found") from None
-    except ValueError as exc:
-        raise ConfigError(f"{path}: rehearsal replies are not valid JSON: {exc}") from None
-    if not isinstance(items, list):
-        raise ConfigError(f"{path}: rehearsal replies must be a JSON list")
-    replies: list[FakeReply] = []
-    for index, item in enumerate(items):
-        try:
-            replies.append(FakeReply(match=item["match"], reply=item["reply"], times=item.get("times")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{path}: reply {index}: needs 'match' and 'reply' strings ({exc})") from None
-    return tuple(replies)
+        return read_replies(path)
+    except RepliesFileError as exc:
+        raise ConfigError(f"rehearsal replies: {exc}") from None
