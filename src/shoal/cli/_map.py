@@ -26,7 +26,7 @@ __all__ = ["map_command"]
 def _summary(result: MapResult, job: Job, out: Path) -> str:
     return (
         f"map: {result.already_done + result.done}/{result.total} done "
-        f"({result.done} now, {result.already_done} earlier), {len(result.failed)} failed; "
+        f"({result.done} now, {result.already_done} earlier), {result.failed_count} failed; "
         f"{totals_line(job)} -> {out}"
     )
 
@@ -96,8 +96,8 @@ def map_command(
             say(_summary(result, job, out))
         for record_id, error in list(result.failed.items())[:20]:
             say(f"  failed: {record_id}: {error}")
-        if len(result.failed) > 20:
-            say(f"  ... and {len(result.failed) - 20} more failed (see `shoal journal`)")
+        if result.failed_count > 20:
+            say(f"  ... and {result.failed_count - 20} more failed (see `shoal journal`)")
         if result.stopped:
             say(f"map: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
         return result.exit_code

@@ -87,6 +87,12 @@ CREATE TABLE IF NOT EXISTS snapshots (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS snapshots_run ON snapshots(run_id, ts);
+CREATE TABLE IF NOT EXISTS lines (
+    job TEXT NOT NULL,
+    item TEXT NOT NULL,
+    digest INTEGER NOT NULL,
+    PRIMARY KEY (job, item)
+) WITHOUT ROWID;
 """
 
 _CALL_COLUMNS = tuple(CallRecord.__dataclass_fields__)
@@ -103,6 +109,11 @@ ON CONFLICT (job, item) DO UPDATE SET
     error = excluded.error,
     attempts = items.attempts + excluded.attempts,
     updated_at = excluded.updated_at
+"""
+
+_UPSERT_LINE = """
+INSERT INTO lines (job, item, digest) VALUES (?, ?, ?)
+ON CONFLICT (job, item) DO UPDATE SET digest = excluded.digest
 """
 
 _Write = tuple[str, Sequence[Any]]
@@ -271,6 +282,16 @@ class Journal:
     ) -> _Write:
         return (_UPSERT_ITEM, (job, item, status.value, stage, output, error, attempts, self._clock.wall()))
 
+    @staticmethod
+    def line_write(job: str, item: str, digest: int) -> _Write:
+        """The digest of the output line this job wrote for `item`; written with its DONE state,
+        and removed (`line_forget`) when the line is no longer in the output."""
+        return (_UPSERT_LINE, (job, item, digest))
+
+    @staticmethod
+    def line_forget(job: str, item: str) -> _Write:
+        return ("DELETE FROM lines WHERE job = ? AND item = ?", (job, item))
+
     async def record_call(self, record: CallRecord) -> None:
         await self.write([self.call_write(record)])
 
@@ -340,6 +361,15 @@ class Journal:
     def item_states(self, job: str) -> dict[str, ItemStatus]:
         rows = self._reader.execute("SELECT item, status FROM items WHERE job = ?", (job,))
         return {row["item"]: ItemStatus(row["status"]) for row in rows}
+
+    def line_digests(self, job: str, items: Sequence[str]) -> dict[str, int]:
+        """For a batch of items (at most a few hundred): the digest of the output line this job
+        wrote for each, where it wrote one. An item with a line is done (see `line_write`)."""
+        marks = ",".join("?" * len(items))
+        rows = self._reader.execute(
+            f"SELECT item, digest FROM lines WHERE job = ? AND item IN ({marks})", (job, *items)
+        )
+        return dict(rows.fetchall())
 
     def spent(self, job: str) -> float:
         row = self._reader.execute("SELECT COALESCE(sum(cost_usd), 0) FROM calls WHERE job = ?", (job,))

@@ -129,7 +129,8 @@ class ProviderSet:
         return FakeSettings(
             limits=FakeLimits(rpm=rpm, tpm=tpm),
             latency_s=self._config.rehearsal.latency_s,
-            per_token_s=defaults.per_token_s,
+            # latency_s = 0 asks for no simulated latency at all, per token included.
+            per_token_s=defaults.per_token_s if self._config.rehearsal.latency_s > 0 else 0.0,
             replies=self._rehearsal_replies(),
         )
 
