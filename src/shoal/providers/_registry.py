@@ -22,6 +22,7 @@ _ENV = {
 # A local OpenAI-compatible server (vLLM, Ollama, llama.cpp) usually wants no key at all,
 # but the SDK insists on one.
 _PLACEHOLDER_KEY = "not-needed"
+_DIRECT_POOLS = 8  # connection pools of the direct OpenAI chat path (see _openai_chat.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +96,20 @@ class ProviderSet:
             from pydantic_ai.models.openai import OpenAIChatModel
             from pydantic_ai.providers.openai import OpenAIProvider
 
+            from ._openai_chat import OpenAIChat
+
             openai_client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, http_client=http)
             openai_provider = OpenAIProvider(openai_client=openai_client)
-            return PydanticAIProvider(
-                provider, lambda name: OpenAIChatModel(name, provider=openai_provider), http
+            direct = OpenAIChat(
+                [make_http_client(timeout) for _ in range(_DIRECT_POOLS)],
+                base_url=base_url,
+                api_key=api_key,
+                max_tokens_field=lambda name: adapter.max_tokens_field(name),
             )
+            adapter = PydanticAIProvider(
+                provider, lambda name: OpenAIChatModel(name, provider=openai_provider), http, direct=direct
+            )
+            return adapter
         if provider == "anthropic":
             from anthropic import AsyncAnthropic
             from pydantic_ai.models.anthropic import AnthropicModel
