@@ -106,3 +106,17 @@ def test_torn_last_line_is_cut_and_the_record_done_again(workspace: Path) -> Non
 
     assert "3/3 done (1 now, 2 earlier)" in _summary(result.stderr)
     assert out.read_text().splitlines() == lines
+
+
+def test_a_dataset_changed_to_other_ids_of_the_same_count_is_not_taken_as_done(workspace: Path) -> None:
+    (workspace / "shoal.toml").write_text(REHEARSAL_TOML)
+    ids = write_records(workspace / "in.jsonl", 4)
+    _map(workspace)
+    lines = (workspace / "in.jsonl").read_text().splitlines()
+    lines[0] = json.dumps({"id": "new-one", "topic": "a record the job has not seen"})
+    (workspace / "in.jsonl").write_text("\n".join(lines) + "\n")
+
+    result = _map(workspace)
+
+    assert "4/4 done (1 now, 3 earlier)" in _summary(result.stderr)
+    assert output_ids(workspace / "out.jsonl") == [*ids, "new-one"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from array import array
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from ..errors import BudgetExhausted, InputError, ModelCallError
 from ..journal import ItemStatus, RunStatus
 from ..providers import Message, ModelRef, ModelRequest
 from ._inputs import Record, iter_records
-from ._output import JsonlOutput, line_digest
+from ._output import DigestSet, JsonlOutput, id_digest, line_digest
 from ._resume import DoneCheck
 from ._template import Template
 
@@ -40,6 +39,7 @@ class MapPlan:
     id_required: bool
     template: Template
     total: int
+    ids: DigestSet  # fingerprints of the records' ids, 8 bytes each
     model: ModelRef
     out: Path
     schema: dict[str, Any] | None
@@ -114,13 +114,12 @@ def plan_map(
                 f"{input_path}:{record.line}: record '{record.id}' has no field '{missing[0]}' "
                 "used by the template"
             )
-        fingerprints.append(_fingerprint(record.id))
+        fingerprints.append(id_digest(record.id))
         total += 1
     if not total:
         raise InputError(f"{input_path}: no records")
     if _has_duplicates(fingerprints):
         _raise_duplicate(input_path, id_field, id_required, fingerprints)
-    del fingerprints
     if not prompt.fields and total > 1:
         raise InputError(
             "the prompt template has no {field} placeholder: every record would get the same prompt"
@@ -132,15 +131,12 @@ def plan_map(
         id_required,
         prompt,
         total,
+        DigestSet(fingerprints),
         model,
         out,
         schema,
         max_tokens,
     )
-
-
-def _fingerprint(record_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(record_id.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 def _has_duplicates(fingerprints: array[int]) -> bool:
@@ -154,7 +150,7 @@ def _raise_duplicate(path: Path, id_field: str, id_required: bool, fingerprints:
     suspects = {a for a, b in zip(ordered, ordered[1:], strict=False) if a == b}
     seen: dict[str, int] = {}
     for record in iter_records(path, id_field=id_field, id_required=id_required):
-        if _fingerprint(record.id) not in suspects:
+        if id_digest(record.id) not in suspects:
             continue
         if record.id in seen:
             raise InputError(
@@ -168,6 +164,10 @@ async def run_map(plan: MapPlan, job: Job) -> MapResult:
     journal, job_name = job.journal, plan.job_name
     check = DoneCheck(journal, job_name, output.existing_lines())
     result = MapResult(total=plan.total)
+    if check.all_done(plan.ids, plan.total):  # the no-op rerun: the dataset is not read again
+        result.already_done = plan.total
+        job.status = RunStatus.DONE
+        return result
     reconciled = await check.reconcile(plan.records())
     result.already_done = reconciled.already_done
 

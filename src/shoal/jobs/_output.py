@@ -12,7 +12,7 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["JsonlOutput", "LineDigests", "line_digest"]
+__all__ = ["DigestSet", "JsonlOutput", "id_digest", "line_digest"]
 
 _TAIL_CHUNK = 1 << 16
 
@@ -22,8 +22,12 @@ def line_digest(line: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(line, digest_size=8).digest(), "little", signed=True)
 
 
-class LineDigests:
-    """The fingerprints of every line in a file: 8 bytes a line, whatever the lines hold."""
+def id_digest(record_id: str) -> int:
+    return line_digest(record_id.encode())
+
+
+class DigestSet:
+    """A set of 64-bit fingerprints (of a file's lines, of a dataset's ids) in 8 bytes each."""
 
     def __init__(self, digests: array[int]) -> None:
         self._digests = array("q", sorted(digests))
@@ -47,19 +51,19 @@ class JsonlOutput:
         self._sync_task: asyncio.Task[None] | None = None
         self._dirty = False
 
-    def existing_lines(self) -> LineDigests:
+    def existing_lines(self) -> DigestSet:
         """Fingerprints of the lines already in the file. A torn last line (a crash mid-write) is
         cut off first. The file is read as a stream: its size does not matter."""
         digests: array[int] = array("q")
         if not self._is_regular_file():
-            return LineDigests(digests)
+            return DigestSet(digests)
         self._cut_torn_tail()
         with self.path.open("rb") as handle:
             for line in handle:
                 line = line.rstrip(b"\r\n")
                 if line.strip():
                     digests.append(line_digest(line))
-        return LineDigests(digests)
+        return DigestSet(digests)
 
     def _is_regular_file(self) -> bool:
         try:

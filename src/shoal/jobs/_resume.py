@@ -9,7 +9,7 @@ from typing import Any
 
 from ..journal import ItemStatus, Journal
 from ._inputs import Record
-from ._output import LineDigests
+from ._output import DigestSet, id_digest
 
 __all__ = ["DoneCheck", "Reconciled"]
 
@@ -29,13 +29,22 @@ class DoneCheck:
     not count, nor does a journal entry whose line is gone from the file.
 
     Neither the journal nor the file is held in memory: the file as 8 bytes a line
-    (`LineDigests`), the journal read a batch of records at a time.
+    (`DigestSet`), the journal read a batch of records at a time.
     """
 
-    def __init__(self, journal: Journal, job_name: str, present: LineDigests) -> None:
+    def __init__(self, journal: Journal, job_name: str, present: DigestSet) -> None:
         self._journal = journal
         self._job = job_name
         self.present = present
+
+    def all_done(self, ids: DigestSet, total: int) -> bool:
+        """Whether every record is done, from one streaming read of the journal's lines and the
+        dataset's id fingerprints, without reading the dataset again (the no-op rerun)."""
+        done = 0
+        for item, digest in self._journal.iter_lines(self._job):
+            if digest in self.present and id_digest(item) in ids:
+                done += 1
+        return done == total
 
     def _batches(self, records: Iterable[Record]) -> Iterator[list[tuple[Record, int | None]]]:
         """Records with the digest of the line the journal says this job wrote for them."""

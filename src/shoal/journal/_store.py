@@ -12,7 +12,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +370,14 @@ class Journal:
             f"SELECT item, digest FROM lines WHERE job = ? AND item IN ({marks})", (job, *items)
         )
         return dict(rows.fetchall())
+
+    def iter_lines(self, job: str) -> Iterator[tuple[str, int]]:
+        """Every (item, line digest) of a job, streamed from the journal rather than loaded."""
+        cursor = self._reader.execute("SELECT item, digest FROM lines WHERE job = ?", (job,))
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
 
     def spent(self, job: str) -> float:
         row = self._reader.execute("SELECT COALESCE(sum(cost_usd), 0) FROM calls WHERE job = ?", (job,))
