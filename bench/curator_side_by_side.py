@@ -11,12 +11,13 @@ Instant server (what each costs per record; target: shoal >= 1.5x curator's reco
 
     .venv/bin/python bench/curator_side_by_side.py --curator-python /work/benchenv-h5/bin/python
 
-Rate-bound (both told the limits; extra server flags pass through, e.g. a server that does not
-refund unused max_tokens):
+Rate-bound (`--mode tpm` or `--mode rpm`: 1,000 records, concurrency 16, max_tokens 256, a server
+with 0.25 s + 2 ms per output token of latency enforcing TPM 150,000 or RPM 600, both clients told
+the limit; any of these can be overridden). Extra server flags pass through, e.g. a server that does
+not refund unused max_tokens:
 
-    .venv/bin/python bench/curator_side_by_side.py --curator-python /work/benchenv-h5/bin/python \
-        --records 1000 --concurrency 16 --max-tokens 256 --rpm 100000 --tpm 150000 \
-        --latency 0.25 --server-arg=--per-token=0.002 --server-arg=--no-refund-unused
+    .venv/bin/python bench/curator_side_by_side.py --mode tpm --server-arg=--no-refund-unused
+    .venv/bin/python bench/curator_side_by_side.py --mode rpm
 
 Records/s is records over the whole command's wall time (start-up and exit included), as a user
 waits for it. "of limit" (rate-bound runs) is requests per minute / RPM and tokens per minute / TPM
@@ -122,7 +123,16 @@ def main() -> int:
         help="give shoal the limits in shoal.toml, or let it learn them from the headers",
     )
     parser.add_argument("--only", default="shoal,curator")
+    parser.add_argument("--mode", choices=("instant", "tpm", "rpm"), default="instant")
     args = parser.parse_args()
+    if args.mode != "instant":  # the rate-bound presets; explicit flags win
+        preset = {"records": 1000, "concurrency": 16, "max_tokens": 256, "latency": 0.25}
+        preset |= {"tpm": 150_000} if args.mode == "tpm" else {"rpm": 600}
+        for name, value in preset.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
+        if not any(arg.startswith("--per-token") for arg in args.server_arg):
+            args.server_arg.append("--per-token=0.002")
     tools = {"shoal": shoal_run, "curator": curator_run}
     chosen = [name for name in args.only.split(",") if name in tools]
     server_args = ["--latency", str(args.latency)]
