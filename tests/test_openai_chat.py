@@ -12,7 +12,7 @@ from shoal.config import ShoalConfig
 from shoal.errors import PermanentError, RateLimited
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 from shoal.providers import Message, ModelRequest, ProviderSet
-from shoal.providers._openai_chat import OpenAIChat
+from shoal.providers._openai_chat import OpenAIAdapter, OpenAIChat
 from shoal.providers._pydantic_ai import PydanticAIProvider
 
 
@@ -24,9 +24,9 @@ def _recording(providers: ProviderSet) -> list[dict[str, Any]]:
         bodies.append(json.loads(request.content))
 
     adapter = providers.get("openai")
-    assert isinstance(adapter, PydanticAIProvider)  # workflows rely on this
-    assert adapter._direct is not None
-    for client in (adapter._http, *adapter._direct._clients):
+    assert isinstance(adapter, OpenAIAdapter)
+    assert isinstance(adapter.hosted, PydanticAIProvider)  # what workflows' agents send through
+    for client in (adapter.hosted._http, *adapter.direct._clients):
         client.event_hooks["request"].append(keep)
     return bodies
 
@@ -93,3 +93,16 @@ async def test_errors_are_translated_with_the_retry_hint() -> None:
     assert limited.value.status == 429 and limited.value.retry_after is not None
     assert limited.value.retry_after > 0
     assert rejected.value.status == 400 and "HTTP 400" in str(rejected.value)
+
+
+async def test_plain_requests_never_build_the_pydantic_ai_adapter() -> None:
+    with FakeServer(FakeSettings(latency_s=0.0)) as server:
+        providers = ProviderSet(
+            ShoalConfig(), {"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": server.openai_base_url}
+        )
+        adapter = providers.get("openai")
+        assert isinstance(adapter, OpenAIAdapter)
+        await adapter.complete(ModelRequest("gpt-4o-mini", (Message("user", "hi"),), 20))
+        built = adapter._hosted is not None
+        await providers.aclose()
+    assert not built

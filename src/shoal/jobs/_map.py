@@ -172,6 +172,12 @@ async def run_map(plan: MapPlan, job: Job) -> MapResult:
     result.already_done = reconciled.already_done
 
     async def process(record: Record) -> None:
+        missing = plan.template.missing(record.fields)
+        if missing:  # the input file was edited after it was checked
+            error = f"record changed since the job started: no field '{missing[0]}'"
+            result.fail(record.id, error)
+            await journal.set_item(job_name, record.id, ItemStatus.FAILED, stage=STAGE, error=error)
+            return
         request = ModelRequest(
             model=plan.model.name,
             messages=(Message("user", plan.prompt(record)),),

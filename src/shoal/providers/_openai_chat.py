@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
@@ -22,7 +22,10 @@ from ..errors import ModelCallError, PermanentError, RateLimited, TransientError
 from ._http import capture_response
 from ._types import ModelReply, ModelRequest, RateSnapshot, Usage
 
-__all__ = ["OpenAIChat"]
+if TYPE_CHECKING:
+    from ._pydantic_ai import PydanticAIProvider
+
+__all__ = ["OpenAIAdapter", "OpenAIChat"]
 
 _DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # As pydantic-ai maps OpenAI's finish reasons, so that checks read the same either way.
@@ -38,7 +41,6 @@ class OpenAIChat:
         *,
         base_url: str | None,
         api_key: str,
-        max_tokens_field: Callable[[str], str],
     ) -> None:
         # Several small connection pools instead of one large one: httpcore probes every idle
         # connection of a pool each time a request starts or ends, so a pool's cost per request
@@ -47,7 +49,6 @@ class OpenAIChat:
         self._turn = itertools.cycle(range(len(self._clients)))
         self._url = (base_url or _DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-        self._max_tokens_field = max_tokens_field  # per model, as pydantic-ai's profile says
 
     @staticmethod
     def handles(request: ModelRequest) -> bool:
@@ -63,7 +64,9 @@ class OpenAIChat:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            self._max_tokens_field(request.model): request.max_tokens,
+            # As pydantic-ai sends it through its OpenAIProvider, whose profiles all say
+            # `openai_chat_supports_max_completion_tokens` (only DeepSeek, Azure and OpenRouter differ).
+            "max_completion_tokens": request.max_tokens,
             "stream": False,
         }
         if request.temperature is not None:
@@ -80,6 +83,36 @@ class OpenAIChat:
         if response.status_code != 200:
             raise _error(response.status_code, content, request.model, rate)
         return _reply(content, request.model, rate)
+
+
+class OpenAIAdapter:
+    """The `openai` provider: plain requests go direct; anything else through pydantic-ai, which is
+    imported and built on first need (importing it and the SDK costs about half a second and 40 MB
+    that a map of plain prompts never needs)."""
+
+    name = "openai"
+
+    def __init__(self, direct: OpenAIChat, build_hosted: Callable[[], PydanticAIProvider]) -> None:
+        self.direct = direct
+        self._build_hosted = build_hosted
+        self._hosted: PydanticAIProvider | None = None
+
+    @property
+    def hosted(self) -> PydanticAIProvider:
+        """The pydantic-ai adapter, for requests of any shape (workflows' agents use it)."""
+        if self._hosted is None:
+            self._hosted = self._build_hosted()
+        return self._hosted
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        if self.direct.handles(request):
+            return await self.direct.complete(request)
+        return await self.hosted.complete(request)
+
+    async def aclose(self) -> None:
+        await self.direct.aclose()
+        if self._hosted is not None:
+            await self._hosted.aclose()
 
 
 def _reply(content: bytes, model: str, rate: RateSnapshot) -> ModelReply:

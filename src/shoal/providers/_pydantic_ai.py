@@ -31,7 +31,6 @@ from pydantic_ai.tools import ToolDefinition
 from ..budget._headers import parse_rate_headers
 from ..errors import ModelCallError, PermanentError, RateLimited, TransientError
 from ._http import capture_response
-from ._openai_chat import OpenAIChat
 from ._types import Message, ModelReply, ModelRequest, RateSnapshot, Usage
 
 __all__ = ["PydanticAIProvider", "to_pydantic_messages"]
@@ -63,19 +62,11 @@ def to_pydantic_messages(messages: tuple[Message, ...]) -> list[ModelMessage]:
 class PydanticAIProvider:
     """One provider (openai or anthropic) whose models are built by `build_model`."""
 
-    def __init__(
-        self,
-        name: str,
-        build_model: Callable[[str], Model],
-        http: httpx2.AsyncClient,
-        *,
-        direct: OpenAIChat | None = None,
-    ) -> None:
+    def __init__(self, name: str, build_model: Callable[[str], Model], http: httpx2.AsyncClient) -> None:
         self.name = name
         self._build_model = build_model
         self._http = http
         self._models: dict[str, Model] = {}
-        self._direct = direct  # plain requests skip pydantic-ai (docs/decisions.md)
 
     def _model(self, name: str) -> Model:
         model = self._models.get(name)
@@ -100,15 +91,7 @@ class PydanticAIProvider:
             allow_text_output=False,
         )
 
-    def max_tokens_field(self, model_name: str) -> str:
-        """The request field pydantic-ai would put max_tokens in for this model."""
-        profile = self._model(model_name).profile
-        supported = profile.get("openai_chat_supports_max_completion_tokens", True)
-        return "max_completion_tokens" if supported else "max_tokens"
-
     async def complete(self, request: ModelRequest) -> ModelReply:
-        if self._direct is not None and self._direct.handles(request):
-            return await self._direct.complete(request)
         model = self._model(request.model)
         settings: ModelSettings = {"max_tokens": request.max_tokens}
         if request.temperature is not None:
@@ -154,8 +137,6 @@ class PydanticAIProvider:
         return response, parse_rate_headers(captured.headers)
 
     async def aclose(self) -> None:
-        if self._direct is not None:
-            await self._direct.aclose()
         await self._http.aclose()
 
 
