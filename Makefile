@@ -34,6 +34,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/rate_ceiling.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/map_e2e.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

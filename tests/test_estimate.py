@@ -141,14 +141,19 @@ def usage(scope: str, output_tokens: int, outcome: str = "ok") -> UsageRow:
 
 def test_map_estimate_uses_observed_output_lengths_and_skips_answered_records() -> None:
     prices = PriceBook({"openai:m": Price(input=1.0, output=1.0)})
-    prompts = {f"r{i}": "a prompt of some length" for i in range(10)}
-    fresh = estimate_map("map:x", prompts, model_key="openai:m", max_tokens=1000, prices=prices, rows=[])
+    prompts = [(f"r{i}", "a prompt of some length") for i in range(10)]
+    fresh = estimate_map(
+        "map:x", prompts, total=10, model_key="openai:m", max_tokens=1000, prices=prices, rows=[]
+    )
     assert fresh.worst_usd > fresh.expected_usd > 0
     # Nothing observed: answers at the default share of their budget.
     assert fresh.worst_usd - fresh.expected_usd == pytest.approx(10 * 1000 * (1 - DEFAULT_OUTPUT_SHARE) / 1e6)
 
     rows = [usage("map:x#r0", 100), usage("map:x#r1", 300, outcome="invalid"), usage("map:x#r1", 300)]
-    seen = estimate_map("map:x", prompts, model_key="openai:m", max_tokens=1000, prices=prices, rows=rows)
+    # The prompts are a sample: sizes come from it, the count of records left from `total`.
+    seen = estimate_map(
+        "map:x", prompts[:3], total=10, model_key="openai:m", max_tokens=1000, prices=prices, rows=rows
+    )
     # 8 records left; 1.5 calls per record observed, each 100 in and about 233 out.
     assert seen.expected_usd == pytest.approx(8 * 1.5 * (100 + 700 / 3) / 1e6)
     assert seen.spent_usd == pytest.approx(0.0003)

@@ -14,7 +14,7 @@ plan task's pass through the gate, a workflow request) as the kinds of call that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ._tokens import estimate_tokens
@@ -203,14 +203,20 @@ def item_of(job: str, scope: str) -> str | None:
 
 def estimate_map(
     job: str,
-    prompts: Mapping[str, str],
+    sample: Iterable[tuple[str, str]],
     *,
+    total: int,
     model_key: str,
     max_tokens: int,
     prices: PriceBook,
     rows: Iterable[UsageRow],
 ) -> Estimate:
-    """A map job: one call per record not yet answered (records answered earlier are replayed free)."""
+    """A map job: one call per record not yet answered (records answered earlier are replayed free).
+
+    `sample` is (record id, prompt) for the first records of the dataset, not all of them: prompt
+    sizes are averaged over it and scaled to the records not yet answered, so estimating a 100,000
+    record job neither renders nor holds every prompt.
+    """
 
     def unit_of(row: UsageRow) -> tuple[str, str] | None:
         item = item_of(job, row.scope)
@@ -218,13 +224,14 @@ def estimate_map(
 
     observed = Observed.from_rows(rows, unit_of=unit_of)
     price = prices.price(model_key)
-    pending = [prompt for record_id, prompt in prompts.items() if record_id not in observed.done]
-    tokens = [estimate_tokens(prompt) for prompt in pending]
-    worst = sum(worst_case_cost(price, n, max_tokens) for n in tokens)
+    tokens = [estimate_tokens(prompt) for _, prompt in sample]
+    pending = max(0, total - len(observed.done))
+    mean_tokens = sum(tokens) / len(tokens) if tokens else 0.0
+    worst = pending * worst_case_cost(price, round(mean_tokens), max_tokens)
     if observed.empty:
-        expected = sum(call_cost(price, n, max_tokens * DEFAULT_OUTPUT_SHARE) for n in tokens)
+        expected = pending * call_cost(price, mean_tokens, max_tokens * DEFAULT_OUTPUT_SHARE)
     else:
-        expected = len(pending) * expected_unit_cost((), price, observed)
+        expected = pending * expected_unit_cost((), price, observed)
     return Estimate(expected, worst, basis_of(observed, "records"), spent_usd=observed.cost_usd)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from itertools import islice
 from pathlib import Path
 from typing import Annotated
 
@@ -23,11 +24,13 @@ from ._runtime import resume_argv, run_async, say
 
 __all__ = ["map_command"]
 
+ESTIMATE_SAMPLE = 1000  # records whose prompts size the launch estimate
+
 
 def _summary(result: MapResult, job: Job, out: Path) -> str:
     return (
         f"map: {result.already_done + result.done}/{result.total} done "
-        f"({result.done} now, {result.already_done} earlier), {len(result.failed)} failed; "
+        f"({result.done} now, {result.already_done} earlier), {result.failed_count} failed; "
         f"{totals_line(job)} -> {out}"
     )
 
@@ -110,7 +113,8 @@ def map_command(
             # Estimated once the workspace is ours: the journal's earlier calls of this job inform it.
             estimate = estimate_map(
                 plan.job_name,
-                plan.prompts,
+                ((r.id, plan.prompt(r)) for r in islice(plan.records(), ESTIMATE_SAMPLE)),
+                total=plan.total,
                 model_key=ref.key,
                 max_tokens=plan.max_tokens,
                 prices=job.ledger.prices,
@@ -128,8 +132,8 @@ def map_command(
             say(_summary(result, job, out))
         for record_id, error in list(result.failed.items())[:20]:
             say(f"  failed: {record_id}: {error}")
-        if len(result.failed) > 20:
-            say(f"  ... and {len(result.failed) - 20} more failed (see `shoal journal`)")
+        if result.failed_count > 20:
+            say(f"  ... and {result.failed_count - 20} more failed (see `shoal journal`)")
         if result.halted:
             say(f"map: halted: {result.halted}; fix the cause, then rerun: {shlex.join(argv)}")
         elif result.stopped:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ from ..engine import CallSpec, Job, LocalExecutor
 from ..errors import BudgetExhausted, InputError, ModelCallError
 from ..journal import ItemStatus, RunStatus
 from ..providers import Message, ModelRef, ModelRequest
-from ._inputs import Record, read_records
-from ._output import JsonlOutput
+from ._inputs import Record, iter_records
+from ._output import DigestSet, JsonlOutput, id_digest, line_digest
+from ._resume import DoneCheck
 from ._template import Template
 
 __all__ = ["MapPlan", "MapResult", "load_schema", "plan_map", "run_map"]
@@ -24,15 +27,32 @@ STAGE = "map"
 
 @dataclass(frozen=True, slots=True)
 class MapPlan:
-    """Everything checked before a single request is sent."""
+    """Everything checked before a single request is sent.
+
+    The records stay in the input file: a run reads them again as a stream, so a job's memory
+    does not grow with its dataset.
+    """
 
     job_name: str
-    records: list[Record]
-    prompts: dict[str, str]
+    input_path: Path
+    id_field: str
+    id_required: bool
+    template: Template
+    total: int
+    ids: DigestSet  # fingerprints of the records' ids, 8 bytes each
     model: ModelRef
     out: Path
     schema: dict[str, Any] | None
     max_tokens: int
+
+    def records(self) -> Iterator[Record]:
+        return iter_records(self.input_path, id_field=self.id_field, id_required=self.id_required)
+
+    def prompt(self, record: Record) -> str:
+        return self.template.render(record.fields)
+
+
+_SHOWN_FAILURES = 20  # failures kept for the summary; the journal has them all
 
 
 @dataclass(slots=True)
@@ -40,10 +60,16 @@ class MapResult:
     total: int
     done: int = 0
     already_done: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # the first few, for the summary
+    failed_count: int = 0
     retried: int = 0  # failed records sent afresh (--retry-failed)
     stopped: str | None = None
     halted: str | None = None  # every call failed alike: fix the cause before rerunning
+
+    def fail(self, record_id: str, error: str) -> None:
+        self.failed_count += 1
+        if len(self.failed) < _SHOWN_FAILURES:
+            self.failed[record_id] = error
 
     @property
     def exit_code(self) -> int:
@@ -51,7 +77,7 @@ class MapResult:
             return 1
         if self.stopped:
             return 3
-        return 1 if self.failed else 0
+        return 1 if self.failed_count else 0
 
 
 def load_schema(path: Path) -> dict[str, Any]:
@@ -81,55 +107,95 @@ def plan_map(
     schema: dict[str, Any] | None,
     max_tokens: int,
 ) -> MapPlan:
-    records = read_records(input_path, id_field=id_field, id_required=id_required)
     prompt = Template(template)
-    if not prompt.fields and len(records) > 1:
-        raise InputError(
-            "the prompt template has no {field} placeholder: every record would get the same prompt"
-        )
-    prompts: dict[str, str] = {}
-    for record in records:
+    # One streaming pass checks every record; ids are kept as 8-byte fingerprints only.
+    fingerprints: array[int] = array("q")
+    total = 0
+    for record in iter_records(input_path, id_field=id_field, id_required=id_required):
         missing = prompt.missing(record.fields)
         if missing:
             raise InputError(
                 f"{input_path}:{record.line}: record '{record.id}' has no field '{missing[0]}' "
                 "used by the template"
             )
-        prompts[record.id] = prompt.render(record.fields)
-    return MapPlan(f"map:{out.resolve()}", records, prompts, model, out, schema, max_tokens)
+        fingerprints.append(id_digest(record.id))
+        total += 1
+    if not total:
+        raise InputError(f"{input_path}: no records")
+    if _has_duplicates(fingerprints):
+        _raise_duplicate(input_path, id_field, id_required, fingerprints)
+    if not prompt.fields and total > 1:
+        raise InputError(
+            "the prompt template has no {field} placeholder: every record would get the same prompt"
+        )
+    return MapPlan(
+        f"map:{out.resolve()}",
+        input_path,
+        id_field,
+        id_required,
+        prompt,
+        total,
+        DigestSet(fingerprints),
+        model,
+        out,
+        schema,
+        max_tokens,
+    )
+
+
+def _has_duplicates(fingerprints: array[int]) -> bool:
+    ordered = sorted(fingerprints)
+    return any(a == b for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+def _raise_duplicate(path: Path, id_field: str, id_required: bool, fingerprints: array[int]) -> None:
+    """Name the first repeated id and where it was first seen (a second pass, only on error)."""
+    ordered = sorted(fingerprints)
+    suspects = {a for a, b in zip(ordered, ordered[1:], strict=False) if a == b}
+    seen: dict[str, int] = {}
+    for record in iter_records(path, id_field=id_field, id_required=id_required):
+        if id_digest(record.id) not in suspects:
+            continue
+        if record.id in seen:
+            raise InputError(
+                f"{path}:{record.line}: duplicate id '{record.id}' (first on line {seen[record.id]})"
+            )
+        seen[record.id] = record.line
 
 
 async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> MapResult:
     output = JsonlOutput(plan.out)
-    written = output.existing_ids()
-    result = MapResult(total=len(plan.records))
-    states = job.journal.item_states(plan.job_name)
-    # The output file is the truth about what is shipped: reconcile the journal with it.
-    shipped = [r.id for r in plan.records if r.id in written]
-    to_mark = [rid for rid in shipped if states.get(rid) is not ItemStatus.DONE]
-    if to_mark:
-        await job.journal.set_items(plan.job_name, to_mark, ItemStatus.DONE)
-    result.already_done = len(shipped)
-    pending = [r for r in plan.records if r.id not in written]
-    new = [r.id for r in pending if r.id not in states]
-    if new:
-        await job.journal.set_items(plan.job_name, new, ItemStatus.PENDING)
-    generations = job.journal.retry_generations(plan.job_name)
-    if retry_failed:
-        failed = [r.id for r in pending if states.get(r.id) is ItemStatus.FAILED]
+    journal, job_name = job.journal, plan.job_name
+    check = DoneCheck(journal, job_name, output.existing_lines())
+    result = MapResult(total=plan.total)
+    if retry_failed:  # before reconciling, which marks every record not done as pending
+        failed = journal.items_with_status(job_name, ItemStatus.FAILED)
         if failed:
-            generations.update(await job.journal.start_retry(plan.job_name, failed))
+            await journal.start_retry(job_name, failed)
         result.retried = len(failed)
+    if check.all_done(plan.ids, plan.total):  # the no-op rerun: the dataset is not read again
+        result.already_done = plan.total
+        job.status = RunStatus.DONE
+        return result
+    generations = journal.retry_generations(job_name)  # only the items ever retried
+    reconciled = await check.reconcile(plan.records())
+    result.already_done = reconciled.already_done
 
     async def process(record: Record) -> None:
+        missing = plan.template.missing(record.fields)
+        if missing:  # the input file was edited after it was checked
+            error = f"record changed since the job started: no field '{missing[0]}'"
+            result.fail(record.id, error)
+            await journal.set_item(job_name, record.id, ItemStatus.FAILED, stage=STAGE, error=error)
+            return
         request = ModelRequest(
             model=plan.model.name,
-            messages=(Message("user", plan.prompts[record.id]),),
+            messages=(Message("user", plan.prompt(record)),),
             max_tokens=plan.max_tokens,
             schema=plan.schema,
         )
         spec = CallSpec(
-            scope=f"{plan.job_name}#{record.id}",
+            scope=f"{job_name}#{record.id}",
             stage=STAGE,
             model=plan.model,
             request=request,
@@ -141,13 +207,13 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
             job.stop.drain(f"budget: {exc}")
             return
         except ModelCallError as exc:
-            result.failed[record.id] = str(exc)
-            await job.journal.set_item(
-                plan.job_name, record.id, ItemStatus.FAILED, stage=STAGE, error=str(exc), attempts=1
+            result.fail(record.id, str(exc))
+            await journal.set_item(
+                job_name, record.id, ItemStatus.FAILED, stage=STAGE, error=str(exc), attempts=1
             )
             return
         output_value: Any = json.loads(answer.text) if plan.schema is not None else answer.text
-        await output.append(
+        line = JsonlOutput.encode(
             {
                 "id": record.id,
                 "output": output_value,
@@ -159,16 +225,31 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
                 },
             }
         )
-        await job.journal.set_item(
-            plan.job_name, record.id, ItemStatus.DONE, stage=STAGE, output=str(plan.out), attempts=1
+        digest = line_digest(line)
+        # A replayed answer whose line is already in the file was written before a crash that
+        # came before the journal heard of it: it is not written twice.
+        if digest not in check.present:
+            await output.append(line)
+        # The line is on disk: the journal may now call the item done. Nobody waits for this
+        # write; if it is lost, the next run replays the call and finds the line in the file.
+        journal.write_nowait(
+            [
+                journal.item_write(
+                    job_name, record.id, ItemStatus.DONE, stage=STAGE, output=str(plan.out), attempts=1
+                ),
+                journal.line_write(job_name, record.id, digest),
+            ]
         )
         result.done += 1
 
-    output.open()
-    try:
-        await LocalExecutor(job.caller.concurrency).run(pending, process, stop=job.stop)
-    finally:
-        output.close()
+    if reconciled.pending:
+        output.open()
+        try:
+            await LocalExecutor(job.caller.concurrency).run(
+                check.pending(plan.records), process, stop=job.stop
+            )
+        finally:
+            output.close()
     if job.streak is not None and job.streak.reason:
         result.halted = job.streak.reason
         job.status = RunStatus.FAILED
@@ -176,5 +257,5 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
         result.stopped = job.stop.reason or "stopped"
         job.status = RunStatus.STOPPED
     else:
-        job.status = RunStatus.FAILED if result.failed else RunStatus.DONE
+        job.status = RunStatus.FAILED if result.failed_count else RunStatus.DONE
     return result

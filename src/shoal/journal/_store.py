@@ -12,7 +12,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,12 @@ CREATE TABLE IF NOT EXISTS retries (
     updated_at REAL NOT NULL,
     PRIMARY KEY (job, item)
 );
+CREATE TABLE IF NOT EXISTS lines (
+    job TEXT NOT NULL,
+    item TEXT NOT NULL,
+    digest INTEGER NOT NULL,
+    PRIMARY KEY (job, item)
+) WITHOUT ROWID;
 """
 
 _CALL_COLUMNS = tuple(CallRecord.__dataclass_fields__)
@@ -111,6 +117,11 @@ ON CONFLICT (job, item) DO UPDATE SET
     error = excluded.error,
     attempts = items.attempts + excluded.attempts,
     updated_at = excluded.updated_at
+"""
+
+_UPSERT_LINE = """
+INSERT INTO lines (job, item, digest) VALUES (?, ?, ?)
+ON CONFLICT (job, item) DO UPDATE SET digest = excluded.digest
 """
 
 _Write = tuple[str, Sequence[Any]]
@@ -279,6 +290,16 @@ class Journal:
     ) -> _Write:
         return (_UPSERT_ITEM, (job, item, status.value, stage, output, error, attempts, self._clock.wall()))
 
+    @staticmethod
+    def line_write(job: str, item: str, digest: int) -> _Write:
+        """The digest of the output line this job wrote for `item`; written with its DONE state,
+        and removed (`line_forget`) when the line is no longer in the output."""
+        return (_UPSERT_LINE, (job, item, digest))
+
+    @staticmethod
+    def line_forget(job: str, item: str) -> _Write:
+        return ("DELETE FROM lines WHERE job = ? AND item = ?", (job, item))
+
     async def record_call(self, record: CallRecord) -> None:
         await self.write([self.call_write(record)])
 
@@ -372,10 +393,34 @@ class Journal:
         rows = self._reader.execute("SELECT item, status FROM items WHERE job = ?", (job,))
         return {row["item"]: ItemStatus(row["status"]) for row in rows}
 
+    def items_with_status(self, job: str, status: ItemStatus) -> list[str]:
+        """The items of `job` in one state (say, the failed ones to retry)."""
+        rows = self._reader.execute(
+            "SELECT item FROM items WHERE job = ? AND status = ?", (job, status.value)
+        )
+        return [row["item"] for row in rows]
+
     def retry_generations(self, job: str) -> dict[str, int]:
         """item -> retry generation, for the items of `job` that were ever retried."""
         rows = self._reader.execute("SELECT item, generation FROM retries WHERE job = ?", (job,))
         return {row["item"]: int(row["generation"]) for row in rows}
+
+    def line_digests(self, job: str, items: Sequence[str]) -> dict[str, int]:
+        """For a batch of items (at most a few hundred): the digest of the output line this job
+        wrote for each, where it wrote one. An item with a line is done (see `line_write`)."""
+        marks = ",".join("?" * len(items))
+        rows = self._reader.execute(
+            f"SELECT item, digest FROM lines WHERE job = ? AND item IN ({marks})", (job, *items)
+        )
+        return dict(rows.fetchall())
+
+    def iter_lines(self, job: str) -> Iterator[tuple[str, int]]:
+        """Every (item, line digest) of a job, streamed from the journal rather than loaded."""
+        cursor = self._reader.execute("SELECT item, digest FROM lines WHERE job = ?", (job,))
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
 
     def spent(self, job: str) -> float:
         row = self._reader.execute("SELECT COALESCE(sum(cost_usd), 0) FROM calls WHERE job = ?", (job,))

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import ProviderSettings, ShoalConfig
 from ..errors import ConfigError, InputError
 from ..fake import FakeLimits, FakeReply, FakeSettings, RepliesFileError, read_replies
 from ._refs import ModelRef
 from ._types import Provider
+
+if TYPE_CHECKING:
+    from ._pydantic_ai import PydanticAIProvider
 
 __all__ = ["ProviderSet", "RehearsalDefaults", "load_replies"]
 
@@ -21,6 +25,7 @@ _ENV = {
 # A local OpenAI-compatible server (vLLM, Ollama, llama.cpp) usually wants no key at all,
 # but the SDK insists on one.
 _PLACEHOLDER_KEY = "not-needed"
+_DIRECT_POOLS = 8  # connection pools of the direct OpenAI chat path (see _openai_chat.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +91,17 @@ class ProviderSet:
         api_key = api_key or _PLACEHOLDER_KEY
         timeout = self._settings(provider).timeout_s
         from ._http import make_http_client
+
+        if provider == "openai":
+            from ._openai_chat import OpenAIAdapter, OpenAIChat
+
+            direct = OpenAIChat(
+                [make_http_client(timeout) for _ in range(_DIRECT_POOLS)], base_url=base_url, api_key=api_key
+            )
+            return OpenAIAdapter(direct, lambda: _openai_through_pydantic_ai(base_url, api_key, timeout))
         from ._pydantic_ai import PydanticAIProvider
 
         http = make_http_client(timeout)
-        if provider == "openai":
-            from openai import AsyncOpenAI
-            from pydantic_ai.models.openai import OpenAIChatModel
-            from pydantic_ai.providers.openai import OpenAIProvider
-
-            openai_client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, http_client=http)
-            openai_provider = OpenAIProvider(openai_client=openai_client)
-            return PydanticAIProvider(
-                provider, lambda name: OpenAIChatModel(name, provider=openai_provider), http
-            )
         if provider == "anthropic":
             from anthropic import AsyncAnthropic
             from pydantic_ai.models.anthropic import AnthropicModel
@@ -128,7 +131,8 @@ class ProviderSet:
         return FakeSettings(
             limits=FakeLimits(rpm=rpm, tpm=tpm),
             latency_s=self._config.rehearsal.latency_s,
-            per_token_s=defaults.per_token_s,
+            # latency_s = 0 asks for no simulated latency at all, per token included.
+            per_token_s=defaults.per_token_s if self._config.rehearsal.latency_s > 0 else 0.0,
             replies=self._rehearsal_replies(),
         )
 
@@ -136,6 +140,20 @@ class ProviderSet:
         for adapter in self._providers.values():
             await adapter.aclose()
         self._providers.clear()
+
+
+def _openai_through_pydantic_ai(base_url: str | None, api_key: str, timeout: float) -> PydanticAIProvider:
+    from openai import AsyncOpenAI
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from ._http import make_http_client
+    from ._pydantic_ai import PydanticAIProvider
+
+    http = make_http_client(timeout)
+    client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, http_client=http)
+    provider = OpenAIProvider(openai_client=client)
+    return PydanticAIProvider("openai", lambda name: OpenAIChatModel(name, provider=provider), http)
 
 
 def load_replies(path: Path) -> tuple[FakeReply, ...]:

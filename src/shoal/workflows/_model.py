@@ -47,6 +47,7 @@ from ..engine import Exchange
 from ..errors import BadAnswer
 from ..providers import Message, ModelRef, ModelReply, Provider, RateSnapshot, Usage
 from ..providers import ModelRequest as PlainRequest
+from ..providers._openai_chat import OpenAIAdapter
 from ..providers._pydantic_ai import PydanticAIProvider
 from ._runtime import Runtime
 
@@ -371,6 +372,8 @@ class PlainModel(Model):
 
 def build_model(session: Session) -> Model:
     provider = session.runtime.job.providers.get(session.ref.provider)
+    if isinstance(provider, OpenAIAdapter):  # its plain path cannot carry tools
+        provider = provider.hosted
     if isinstance(provider, PydanticAIProvider):
         return HostedModel(session, provider)
     return PlainModel(session, provider)
