@@ -23,6 +23,9 @@ def _build_app() -> typer.Typer:
     )
     app.command("map")(map_command)
     app.command("run")(run_command)
+    from ._draft import draft_command
+
+    app.command("draft")(draft_command)
     from .fake_server import register
 
     register(app)

@@ -93,8 +93,9 @@ def run_plan_command(
     concurrency: int | None,
     max_cost: float | None,
     config_path: Path | None,
+    argv: list[str] | None = None,
 ) -> int:
-    argv = ["shoal", *sys.argv[1:]]
+    argv = argv or ["shoal", *sys.argv[1:]]
 
     async def main(stop: StopSignal) -> int:
         if mode not in ("phased", "pipeline"):
