@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from shoal.dashboard._data import JournalView
+from shoal.fake import FakeReply, FakeServer, FakeSettings
 
 from helpers import clean_env, run_shoal, shoal_argv
 
@@ -271,3 +272,22 @@ def test_a_drafted_plan_is_one_shoal_run_accepts(workspace: Path) -> None:
     assert run.returncode in (0, 1), run.stderr  # accepted and run (a task may end needs-review)
     assert "Plan PLAN.md: 2 pending task(s), mode phased" in run.stderr
     assert any((workspace / "docs" / "guides").glob("*.md"))
+
+
+def test_a_hosted_drafting_model_is_asked_once_per_round_and_never_again(workspace: Path) -> None:
+    """The fake server stands in for a hosted model: it counts what reaches it. The dry run of the
+    drafted script (whose agents name the same hosted model) sends it nothing; a rerun sends nothing."""
+    project(workspace)
+    (workspace / "shoal.toml").write_text('[workflow]\ndefault_model = "openai:gpt-4o-mini"\n')
+    replies = (FakeReply(FIRST, fenced(WITH_SUBPROCESS)), FakeReply(REFUSED, fenced(GOOD)))
+    with FakeServer(FakeSettings(latency_s=0.0, replies=replies)) as server:
+        env = clean_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=server.openai_base_url)
+        first = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", env=env)
+        assert first.returncode == 0, first.stderr
+        assert server.backend.stats["requests"] == 2  # two rounds; the dry run's 2 requests stayed in-process
+        assert "Models: default openai:gpt-4o-mini" in first.stderr
+        assert "2 agent(s), 2 request(s)" in first.stderr
+        again = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", env=env)
+        assert again.returncode == 0, again.stderr
+        assert server.backend.stats["requests"] == 2
+    assert (workspace / "workflow.py").read_text() == GOOD

@@ -19,8 +19,8 @@ import typer
 from rich.console import Console
 
 from ..config import ShoalConfig, load_config
-from ..engine import StopSignal, Workspace, open_job
-from ..errors import InputError
+from ..engine import Stopped, StopSignal, Workspace, open_job
+from ..errors import BudgetExhausted, InputError
 from ..journal import RunStatus, read_usage
 from ..preflight import check_workspace
 from ..providers import ModelRef, ProviderSet, resolve_model
@@ -166,25 +166,35 @@ async def _draft(
             return check_plan_draft(text, out=out, root=root, config=config)
         return await check_workflow_draft(text, out=out, target=target, config=config, stop=stop)
 
+    command = shlex.join(["shoal", *sys.argv[1:]])
     async with open_job(
         workspace=Workspace(root),
         config=config,
         name=name,
-        command=shlex.join(["shoal", *sys.argv[1:]]),
+        command=command,
         env=os.environ,
         stop=stop,
         providers=providers,
     ) as job:
-        outcome = await write_draft(
-            job,
-            model=ref,
-            messages=messages,
-            kind=kind,
-            check=check,
-            fix_rounds=config.draft.fix_rounds,
-            max_tokens=config.draft.max_tokens,
-            say=say,
-        )
+        try:
+            outcome = await write_draft(
+                job,
+                model=ref,
+                messages=messages,
+                kind=kind,
+                check=check,
+                fix_rounds=config.draft.fix_rounds,
+                max_tokens=config.draft.max_tokens,
+                say=say,
+            )
+        except BudgetExhausted as exc:
+            stop.drain(f"budget: {exc}")
+        except Stopped:
+            pass
+        if not stop.running:
+            job.status = RunStatus.STOPPED
+            say(f"draft: stopped ({stop.reason}); nothing written; resume with: {command}")
+            return 3
         if outcome.checked is not None:
             text = outcome.checked.text
             job.journal.event(
