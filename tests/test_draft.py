@@ -45,6 +45,8 @@ async def main(files: list[str] = FILES) -> str:
 WITH_SUBPROCESS = GOOD.replace("from pydantic", "import subprocess\nfrom pydantic")
 WITH_OS_SYSTEM = GOOD.replace("    return text\n", '    os.system("rm -rf ~")\n    return text\n')
 WITH_SYNTAX_ERROR = GOOD.replace("async def main(", "async def main((")
+WITH_NO_CAP = GOOD.replace("max_agents=8, ", "")  # 1 file in scope: at most 4 * 1 + 4 agents
+WITH_OTHER_TARGET = GOOD.replace('target="proj"', 'target="elsewhere"')
 
 
 def fenced(script: str, language: str = "python") -> str:
@@ -105,8 +107,10 @@ def test_a_good_draft_is_validated_written_and_runs_on_rehearsal(workspace: Path
         (WITH_SUBPROCESS, "line 1: `import subprocess` is not allowed (runs commands)"),
         (WITH_OS_SYSTEM, "line 18: `os.system` is not allowed: the os module runs commands"),
         (WITH_SYNTAX_ERROR, "syntax error on line 13"),
+        (WITH_NO_CAP, "@workflow(max_agents=...) must be set and at most 8 (unset now)"),
+        (WITH_OTHER_TARGET, "@workflow(target=...) must be the assessed directory"),
     ],
-    ids=["subprocess", "os-system", "syntax-error"],
+    ids=["subprocess", "os-system", "syntax-error", "no-cap", "other-target"],
 )
 def test_a_refused_draft_goes_back_with_the_error_and_is_fixed(
     workspace: Path, bad: str, reason: str

@@ -164,7 +164,7 @@ async def _draft(
     async def check(text: str) -> Any:
         if kind == "plan":
             return check_plan_draft(text, out=out, root=root, config=config)
-        return await check_workflow_draft(text, out=out, target=target, config=config, stop=stop)
+        return await check_workflow_draft(text, out=out, target=target, caps=caps, config=config, stop=stop)
 
     command = shlex.join(["shoal", *sys.argv[1:]])
     async with open_job(

@@ -72,11 +72,11 @@ class DraftCaps:
 
 
 def size_caps(assessment: Assessment, *, answer_tokens: int) -> DraftCaps:
-    """About three agents a file in scope (implement, verify, fix) plus a report, each making a few
-    requests of a typical prompt and a full answer: a budget the work fits in, with no room for a
-    runaway fan-out."""
+    """Four agents a file in scope (implement, verify, fix, one more round) plus four for the rest
+    (a plan, a synthesis), each making a few requests of a typical prompt and a full answer: a
+    budget the work fits in, with no room for a runaway fan-out."""
     files = max(1, len(assessment.in_scope))
-    agents = min(1_000, 3 * files + 2)
+    agents = min(1_000, 4 * files + 4)
     tokens = agents * _REQUESTS_PER_AGENT * (_TYPICAL_PROMPT + answer_tokens)
     return DraftCaps(agents, tokens)
 

@@ -35,6 +35,8 @@ _DRY_LIMITS = FakeLimits(rpm=1_000_000, tpm=1_000_000_000)
 class DryRun:
     settings: RunSettings  # as the real run will have them
     outline: Outline
+    declared_max_agents: int | None  # as @workflow(...) says, before shoal.toml's caps
+    declared_max_tokens: int | None
     models: tuple[ModelRef, ...]  # the default first
     phases: tuple[str, ...]  # as the run entered them
     agents: int
@@ -126,6 +128,8 @@ async def _run(
         return DryRun(
             settings=replace(settings, target=target),
             outline=seen,
+            declared_max_agents=definition.max_agents,
+            declared_max_tokens=definition.max_tokens,
             models=models,
             phases=tuple(runtime.phases),
             agents=runtime.agents.started,

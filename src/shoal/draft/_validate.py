@@ -21,6 +21,7 @@ from ..preflight import check_plan
 from ..pricing import PriceBook
 from ..providers import ModelRef, resolve_model
 from ._errors import DraftRejected
+from ._prompt import DraftCaps
 from ._rehearse import DryRun, rehearse
 from ._safety import check_script
 
@@ -43,11 +44,23 @@ class CheckedPlan:
     estimate: Estimate
 
 
+def _check_caps(dry: DryRun, caps: DraftCaps) -> None:
+    """The script carries caps, and none above what the assessment sized."""
+    for name, declared, limit in (
+        ("max_agents", dry.declared_max_agents, caps.max_agents),
+        ("max_tokens", dry.declared_max_tokens, caps.max_tokens),
+    ):
+        if declared is None or declared > limit:
+            given = "unset" if declared is None else f"{declared:,}"
+            raise DraftRejected(f"@workflow({name}=...) must be set and at most {limit} ({given} now)")
+
+
 async def check_workflow_draft(
-    text: str, *, out: Path, target: Path, config: ShoalConfig, stop: StopSignal
+    text: str, *, out: Path, target: Path, caps: DraftCaps, config: ShoalConfig, stop: StopSignal
 ) -> CheckedWorkflow:
     check_script(text, filename=out.name)
     dry = await rehearse(text, out=out, config=config, stop=stop, timeout_s=config.draft.rehearsal_timeout_s)
+    _check_caps(dry, caps)
     if dry.settings.target is None or dry.settings.target != target.resolve():
         given = "none" if dry.settings.target is None else str(dry.settings.target)
         raise DraftRejected(
