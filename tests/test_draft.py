@@ -47,6 +47,7 @@ WITH_OS_SYSTEM = GOOD.replace("    return text\n", '    os.system("rm -rf ~")\n 
 WITH_SYNTAX_ERROR = GOOD.replace("async def main(", "async def main((")
 WITH_NO_CAP = GOOD.replace("max_agents=8, ", "")  # 1 file in scope: at most 4 * 1 + 4 agents
 WITH_OTHER_TARGET = GOOD.replace('target="proj"', 'target="elsewhere"')
+WITH_A_BUG = GOOD.replace("    return text\n", "    return text[10**9]\n")  # fails only when it runs
 
 
 def fenced(script: str, language: str = "python") -> str:
@@ -109,8 +110,9 @@ def test_a_good_draft_is_validated_written_and_runs_on_rehearsal(workspace: Path
         (WITH_SYNTAX_ERROR, "syntax error on line 13"),
         (WITH_NO_CAP, "@workflow(max_agents=...) must be set and at most 8 (unset now)"),
         (WITH_OTHER_TARGET, "@workflow(target=...) must be the assessed directory"),
+        (WITH_A_BUG, "the rehearsal dry run failed: the workflow raised IndexError: string index out of"),
     ],
-    ids=["subprocess", "os-system", "syntax-error", "no-cap", "other-target"],
+    ids=["subprocess", "os-system", "syntax-error", "no-cap", "other-target", "fails-in-dry-run"],
 )
 def test_a_refused_draft_goes_back_with_the_error_and_is_fixed(
     workspace: Path, bad: str, reason: str
