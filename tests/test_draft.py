@@ -274,6 +274,7 @@ def test_a_drafted_plan_is_one_shoal_run_accepts(workspace: Path) -> None:
     assert "draft: round 1: refused: PLAN.md:" in result.stderr and "no_such_linter.py" in result.stderr
     assert (workspace / "PLAN.md").read_text() == PLAN
     assert "Plan: 2 pending task(s) in 1 phase(s)" in result.stderr
+    assert "? yes\n   (`python lint_content.py <filepath>` (the plan's lint command))" in result.stderr
     run = run_shoal(workspace, "run", "PLAN.md", "--yes")
     assert run.returncode in (0, 1), run.stderr  # accepted and run (a task may end needs-review)
     assert "Plan PLAN.md: 2 pending task(s), mode phased" in run.stderr

@@ -233,7 +233,8 @@ def _approve_and_write(
     text: str = checked.text
     if kind == "plan":
         summary = plan_summary(checked)
-        answers = decision_tree(assessment, phases=len(checked.plan.phases))
+        plan = checked.plan
+        answers = decision_tree(assessment, phases=len(plan.phases), gates=plan.lint_commands)
     else:
         dry = checked.dry_run
         summary = workflow_summary(checked, config, root)

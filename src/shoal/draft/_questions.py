@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._assess import Assessment
@@ -28,15 +29,23 @@ class Answer:
 
 
 def decision_tree(
-    assessment: Assessment, *, phases: int | None = None, agents: int | None = None, loops: int = 0
+    assessment: Assessment,
+    *,
+    phases: int | None = None,
+    agents: int | None = None,
+    loops: int = 0,
+    gates: Sequence[str] = (),
 ) -> list[Answer]:
-    """`phases`, `agents` and `loops` (verify_fix calls) come from a validated draft's dry run."""
+    """`phases`, `agents` and `loops` (verify_fix calls) come from a validated draft's dry run;
+    `gates` are a drafted plan's lint commands, which check every file it writes."""
     oracles = assessment.oracles
+    found = [f"`{o.command}` ({o.source})" for o in oracles]
+    found += [f"`{command}` (the plan's lint command)" for command in gates]
     oracle = Answer(
         "Objective oracle: is there a test suite or ground-truth check?",
-        bool(oracles),
-        "; ".join(f"`{o.command}` ({o.source})" for o in oracles)
-        if oracles
+        bool(found),
+        "; ".join(found)
+        if found
         else f"no test command found under {assessment.target} (pyproject, pytest/tox config, Makefile, "
         "package.json, Cargo.toml, go.mod, test files)",
         "stop: without an oracle a workflow burns tokens on opinions",
@@ -55,7 +64,7 @@ def decision_tree(
     task = assessment.task.lower()
     changing = [w for w in _CHANGING if w in task]
     checking = [w for w in _CROSS_CHECKING if w in task]
-    state_yes = bool(loops) or (phases is not None and phases > 1) or bool(changing and oracles)
+    state_yes = bool(loops) or (phases is not None and phases > 1) or bool(changing and found)
     reasons = []
     if phases is not None:
         reasons.append(f"the draft has {phases} phase(s) and {loops} verify/fix loop(s)")
