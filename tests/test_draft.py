@@ -298,3 +298,21 @@ def test_a_hosted_drafting_model_is_asked_once_per_round_and_never_again(workspa
         assert again.returncode == 0, again.stderr
         assert server.backend.stats["requests"] == 2
     assert (workspace / "workflow.py").read_text() == GOOD
+
+
+def test_a_script_that_never_yields_is_killed_at_the_dry_run_timeout(workspace: Path) -> None:
+    project(workspace)
+    spinning = GOOD.replace(
+        '    with phase("scan"):\n', '    while True:\n        pass\n    with phase("scan"):\n'
+    )
+    script_replies(
+        workspace,
+        [{"match": FIRST, "reply": fenced(spinning)}],
+        extra="\n[draft]\nfix_rounds = 0\nrehearsal_timeout_s = 2\n",
+    )
+    result = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
+    assert result.returncode == 1, result.stderr
+    assert "refused after 1 round(s), nothing written: the rehearsal dry run did not finish within 2 s" in (
+        result.stderr
+    )
+    assert not (workspace / "workflow.py").exists()
