@@ -316,3 +316,29 @@ def test_a_script_that_never_yields_is_killed_at_the_dry_run_timeout(workspace: 
         result.stderr
     )
     assert not (workspace / "workflow.py").exists()
+
+
+LOOP = """from shoal import phase, verify_fix, workflow
+
+
+@workflow(name="port", target="proj", max_agents=8, max_tokens=60000, commands=["python -m pytest"])
+async def main() -> str:
+    with phase("port"):
+        outcome = await verify_fix(
+            "Port textkit.py", verify="Find what is wrong", fix="Fix it", oracle="ORACLE", max_rounds=2
+        )
+    return str(outcome.stopped)
+"""
+
+
+def test_a_drafted_oracle_is_shown_but_not_run_before_approval(workspace: Path) -> None:
+    project(workspace)
+    sentinel = workspace / "oracle-ran"
+    script = LOOP.replace("ORACLE", f"touch {sentinel}")
+    script_replies(workspace, [{"match": FIRST, "reply": fenced(script)}])
+    result = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert f"Oracles of its verify_fix loops: `touch {sentinel}` (not run by the dry run)" in result.stderr
+    assert "verify_fix loops 1" in result.stderr
+    assert not sentinel.exists()
+    assert (workspace / "workflow.py").read_text() == script

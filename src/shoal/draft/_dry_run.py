@@ -23,6 +23,7 @@ from ..fake import FakeLimits, FakeSettings
 from ..providers import Provider
 from ..providers._rehearsal import RehearsalProvider
 from ..workflows import agent_model, bind_args, load_workflow, outline, run_workflow
+from ..workflows._tools import CommandResult
 from ._errors import DraftRejected
 from ._rehearse import DryRun, dry_run_to_json
 
@@ -45,6 +46,22 @@ class _RehearsalEverywhere:
 
     async def aclose(self) -> None:
         await self._provider.aclose()
+
+
+_NOT_RUN = CommandResult(1, "(the oracle is not run in a rehearsal dry run: every round counts as failing)")
+
+
+async def _oracle_not_run(command: str, cwd: Path, timeout_s: float = 600.0) -> CommandResult:
+    return _NOT_RUN
+
+
+def _keep_oracles_from_running() -> None:
+    """A drafted oracle is a shell command nobody has approved yet: in this throwaway process the
+    verify_fix loop gets a failing result instead of running it, which also makes the dry run
+    count every fix round (an upper bound on the loop's agents)."""
+    from ..workflows import _verify
+
+    setattr(_verify, "run_shell", _oracle_not_run)  # noqa: B010 - the name is not exported
 
 
 def _dry_config(config: ShoalConfig) -> ShoalConfig:
@@ -101,6 +118,7 @@ def main(argv: list[str]) -> int:
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     script, out, result_path = Path(request["script"]), Path(request["out"]), Path(request["result"])
     config = ShoalConfig.model_validate(request["config"])
+    _keep_oracles_from_running()
     answer: dict[str, Any]
     try:
         dry = asyncio.run(run_dry(script, script.parent, out=out, config=config))

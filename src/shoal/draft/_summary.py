@@ -3,6 +3,7 @@ request and at the agent cap (the same estimator `shoal run FILE.py` prints befo
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from ..config import ShoalConfig
@@ -13,6 +14,25 @@ from ..pricing import PriceBook
 from ._validate import CheckedPlan, CheckedWorkflow
 
 __all__ = ["plan_summary", "workflow_summary"]
+
+
+def _oracles_in(text: str) -> list[str]:
+    """The verify_fix oracles a script names as literals (a drafted one is never run before approval)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(text)):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "verify_fix"
+        ):
+            for keyword in node.keywords:
+                value = keyword.value
+                if (
+                    keyword.arg == "oracle"
+                    and isinstance(value, ast.Constant)
+                    and isinstance(value.value, str)
+                ):
+                    found.append(value.value)
+    return list(dict.fromkeys(found))
 
 
 def workflow_summary(checked: CheckedWorkflow, config: ShoalConfig, root: Path) -> list[str]:
@@ -34,6 +54,10 @@ def workflow_summary(checked: CheckedWorkflow, config: ShoalConfig, root: Path) 
         f"{dry.output_tokens:,} out; at the script's models' prices about ${dry.cost_usd:.4f} "
         "(placeholder answers; agents using tools make more requests)",
     ]
+    oracles = _oracles_in(checked.text)
+    if oracles or seen.verify_fix_calls:
+        listed = ", ".join(f"`{o}`" for o in oracles) or "none named as a literal"
+        lines.append(f"  Oracles of its verify_fix loops: {listed} (not run by the dry run)")
     if settings.token_budget and dry.tokens > settings.token_budget:
         lines.append(
             f"  warning: the dry run used {dry.tokens:,} tokens, more than the "
