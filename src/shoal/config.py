@@ -15,6 +15,7 @@ from .errors import ConfigError
 
 __all__ = [
     "CONFIG_FILENAME",
+    "DraftSettings",
     "JobSettings",
     "ModelLimits",
     "PlanSettings",
@@ -109,6 +110,15 @@ class WorkflowSettings(_Strict):
     max_tokens: int | None = Field(default=None, gt=0)  # tokens per job, all runs; drains when reached
 
 
+class DraftSettings(_Strict):
+    """`shoal draft`: the model that writes a workflow or a plan, and how often a refused draft goes back."""
+
+    model: str | None = None  # default: [workflow] default_model, else rehearsal
+    fix_rounds: int = Field(default=2, ge=0, le=10)  # times a refused draft goes back with its error
+    max_tokens: int = Field(default=4096, gt=0)  # answer budget of one drafting request
+    rehearsal_timeout_s: float = Field(default=120.0, gt=0)  # the dry run of a drafted workflow
+
+
 class ShoalConfig(_Strict):
     models: dict[str, str] = Field(default_factory=dict)  # alias -> "provider:model"
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
@@ -119,6 +129,7 @@ class ShoalConfig(_Strict):
     plan: PlanSettings = Field(default_factory=PlanSettings)
     tiering: TieringSettings = Field(default_factory=TieringSettings)
     rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
+    draft: DraftSettings = Field(default_factory=DraftSettings)
 
 
 def _describe(error: ValidationError) -> str:

@@ -44,6 +44,9 @@ def _build_app() -> typer.Typer:
     app.callback()(_options)
     app.command("map")(map_command)
     app.command("run")(run_command)
+    from ._draft import draft_command
+
+    app.command("draft")(draft_command)
     from .fake_server import register
 
     register(app)

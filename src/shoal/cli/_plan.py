@@ -98,8 +98,9 @@ def run_plan_command(
     max_cost: float | None,
     config_path: Path | None,
     retry_needs_review: bool = False,
+    argv: list[str] | None = None,
 ) -> int:
-    argv = resume_argv()
+    argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
         if mode not in ("phased", "pipeline"):

@@ -98,8 +98,9 @@ def run_workflow_command(
     max_cost: float | None,
     config_path: Path | None,
     retry_failed: bool = False,
+    argv: list[str] | None = None,
 ) -> int:
-    argv = resume_argv()
+    argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
         from ..workflows import bind_args, load_workflow, outline, run_workflow, status_line
@@ -128,6 +129,9 @@ def run_workflow_command(
             stop=stop,
             providers=providers,
         ) as job:
+            # The dashboard shows the script as it was at launch, even if the file changes later.
+            script = _text(target)
+            job.journal.event(job.run_id, "script", None, source="workflow", path=str(target), text=script)
             async with watch_job(job):  # the live view replaces the periodic status line
                 result = await run_workflow(
                     definition, values, job, settings=settings, root=root, say=say, retry_failed=retry_failed
@@ -152,6 +156,13 @@ def run_workflow_command(
         return result.exit_code
 
     return run_async(main)
+
+
+def _text(path: Path, limit: int = 200_000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[:limit]
+    except OSError:
+        return ""
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -178,10 +178,30 @@ class JournalView:
             return {"command": None, "kind": None, "path": None, "text": None}
         with reading(self.path) as conn:
             run = latest_run(conn, self.job)
+            recorded = None if run is None else _recorded_script(conn, run.id)
         if run is None:
             return {"command": None, "kind": None, "path": None, "text": None}
+        if recorded is not None:  # the script as it was at launch (or as `shoal draft` wrote it)
+            return {"command": run.command, **recorded}
         workspace = self.path.resolve().parent.parent
         return {"command": run.command, **_source_of(run.command, workspace)}
+
+
+def _recorded_script(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
+    """The "script" event a run journaled at launch: {"kind", "path", "text"}, or None."""
+    if not table_exists(conn, "events"):
+        return None
+    row = conn.execute(
+        "SELECT detail FROM events WHERE run_id = ? AND kind = 'script' ORDER BY id DESC LIMIT 1", (run_id,)
+    ).fetchone()
+    try:
+        detail = json.loads(row[0]) if row and row[0] else None
+    except ValueError:
+        return None
+    if not isinstance(detail, dict) or not isinstance(detail.get("text"), str):
+        return None
+    text = detail["text"][:_MAX_SOURCE_BYTES]
+    return {"kind": detail.get("source"), "path": detail.get("path"), "text": text}
 
 
 def _no_usage() -> dict[str, Any]:
