@@ -104,6 +104,13 @@ def test_every_record_gets_every_role_and_the_dependent_sees_its_dependency(work
     shown = {stage["name"]: stage for stage in json.loads(status.stdout)["stages"]}
     assert [shown[r]["done"] for r in ROLES] == [len(ids)] * 4
     assert all(shown[r]["output_tokens"] > 0 and shown[r]["cost_usd"] > 0 for r in ROLES)
+    assert all(shown[r]["model_s"] > 0 and shown[r]["queue_s"] >= 0 for r in ROLES)  # where time went
+    view = run_shoal(workspace, "status", env=env)
+    assert "per call, model + queue wait: summary" in " ".join(view.stdout.split())
+    report = run_shoal(workspace, "report", env=env)
+    assert report.returncode == 0, report.stderr
+    timing = (workspace / "report.md").read_text().split("## Where the time went")[1].split("\n## ")[0]
+    assert all(f"| {role} | {len(ids)} |" in timing for role in ROLES)
 
 
 def test_a_dependent_starts_before_later_records_are_begun(workspace: Path) -> None:
