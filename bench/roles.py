@@ -125,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=500)
     parser.add_argument("--subset", type=int, default=25, help="documents (a) and (b) really run")
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[32], help="one (c) run per value")
     parser.add_argument("--latency", type=float, default=0.5)
     args = parser.parse_args()
     docs = documents(args.docs)
@@ -140,7 +140,7 @@ def main() -> None:
         scale = args.docs / args.subset
         a_measured = asyncio.run(baseline(server.openai_base_url, docs[: args.subset], "a"))
         b_measured = asyncio.run(baseline(server.openai_base_url, docs[: args.subset], "b"))
-        c, complete, profile = shoal_roles(server.openai_base_url, docs, args.concurrency)
+        shoal_runs = [(n, *shoal_roles(server.openai_base_url, docs, n)) for n in args.concurrency]
         requests = server.backend.stats["requests"]
     a, b = a_measured * scale, b_measured * scale
     print(
@@ -151,15 +151,15 @@ def main() -> None:
         f"(b) gather per document:      {b:8.1f} s  "
         f"(measured {b_measured:.1f} s on {args.subset} docs, x{scale:g})  {a / b:.1f}x"
     )
-    print(
-        f"(c) shoal map --roles, c={args.concurrency}: {c:8.1f} s  "
-        f"(measured, {complete}/{args.docs} records complete)  {a / c:.1f}x"
-    )
-    print(
-        f"    ideal for (c): {4 * args.docs * args.latency / args.concurrency:.1f} s "
-        "(calls x latency / concurrency)"
-    )
-    print(f"    shoal's per-role profile: {profile}")
+    for concurrency, c, complete, profile in shoal_runs:
+        print(
+            f"(c) shoal map --roles, c={concurrency}: {c:8.1f} s  "
+            f"(measured, {complete}/{args.docs} records complete)  {a / c:.1f}x"
+        )
+        print(
+            f"    ideal: {4 * args.docs * args.latency / concurrency:.1f} s (calls x latency / concurrency); "
+            f"per role: {profile}"
+        )
     print(f"    fake server requests, all variants: {requests}")
     load = os.getloadavg()
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
