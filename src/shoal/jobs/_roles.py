@@ -141,20 +141,17 @@ def _build_roles(
     return roles
 
 
-def estimate_roles(
-    plan: RolesPlan, *, prices: PriceBook, rows: Iterable[UsageRow], pending: set[str] | None = None
-) -> Estimate:
+def estimate_roles(plan: RolesPlan, *, prices: PriceBook, rows: Iterable[UsageRow]) -> Estimate:
     """The sum of one map estimate per role. A dependency's output in a prompt counts as its whole
     answer budget (it is unknown until it is answered), so the figure leans high."""
     rows = list(rows)
-    records = [r for r in plan.records if pending is None or r.id in pending]
     expected = worst = spent = 0.0
     basis = ""
     for role in plan.roles.values():
         stand_in = {ref.placeholder: "word " * plan.roles[ref.role].max_tokens for ref in role.refs}
         prompts = {
             unit_id(r.id, role.name): (role.system or "") + role.template.render({**r.fields, **stand_in})
-            for r in records
+            for r in plan.records
         }
         suffix = f"#{role.name}"
         part = estimate_map(
@@ -352,7 +349,7 @@ class _RolesRun:
             skipped = f"; skipped: {', '.join(sorted(state.skipped))}" if state.skipped else ""
             self.result.failed[state.record.id] = failures + skipped
             return
-        names = [name for name in self.plan.roles]  # dependency order
+        names = list(self.plan.roles)  # dependency order
         await self.output.append(
             {
                 "id": state.record.id,
