@@ -488,6 +488,20 @@ CASES: dict[str, Case] = {
         ("roles.toml", "{summary.title}", "no schema"),
         setup=roles_file(SUMMARY + '[roles.refined]\nprompt = "x {summary.title}"\nafter = ["summary"]\n'),
     ),
+    "roles: a field the schema does not have": Case(
+        ROLES_ARGV,
+        ("roles.toml", "{tags.labels}", "no property 'labels'"),
+        setup=lambda env: (
+            (
+                roles_file(
+                    '[roles.tags]\nprompt = "Tags for {topic}"\nschema = "tags.json"\n'
+                    '[roles.pitch]\nprompt = "Pitch {topic} with {tags.labels}"\nafter = ["tags"]\n'
+                )(env),
+                env.write("tags.json", '{"type": "object", "properties": {"tags": {"type": "array"}}}'),
+            )
+            and None
+        ),
+    ),
     "roles: a role with no model": Case(
         ("map", "records.jsonl", "--roles", "roles.toml", "--out", "o.jsonl"),
         ("roles.toml", "role 'summary' names no model"),

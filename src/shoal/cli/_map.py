@@ -72,7 +72,8 @@ def map_command(
         typer.Option("--roles", help="roles.toml: several prompts per record, with dependencies."),
     ] = None,
 ) -> None:
-    """Run one prompt template over every record of INPUT; results are appended to OUT."""
+    """Run one prompt template (or the roles of --roles) over every record of INPUT; results are appended
+    to OUT."""
     argv = resume_argv()
 
     async def main(stop: StopSignal) -> int:

@@ -138,6 +138,13 @@ def _build_roles(
             refs=tuple(role_refs(config.prompt, roles_file)),
             dependents=tuple(n for n in order if name in roles_file.roles[n].after),
         )
+        for ref in roles[name].refs:
+            properties = (roles[ref.role].schema or {}).get("properties")
+            if ref.key is not None and isinstance(properties, dict) and ref.key not in properties:
+                raise InputError(
+                    f"{roles_path}: role '{name}' uses {{{ref.placeholder}}}, but the schema of role "
+                    f"'{ref.role}' has no property '{ref.key}'"
+                )
     return roles
 
 
