@@ -243,3 +243,24 @@ def test_a_role_failing_for_good_skips_its_dependents_and_keeps_the_rest(workspa
     summary, refined = backend.calls
     assert "POISON" in summary.prompt_text and docs[2]["title"] in refined.prompt_text
     assert sorted(output_ids(workspace / "out.jsonl")) == sorted(ids)
+
+
+def test_retry_failed_sends_the_failed_role_afresh_under_a_new_key(workspace: Path) -> None:
+    ids = copy_example(workspace)
+    (workspace / "shoal.toml").write_text("[job]\nmax_attempts = 1\n")
+    first_id = ids[0]
+    text = json.loads((workspace / "docs.jsonl").read_text().splitlines()[0])["text"]
+    # The first tags answer of the first document does not match the schema: tags fails for good.
+    bad = FakeReply(match=f"Give 5 tags for this document:\n\n{text}", reply='{"tags": 7}', times=1)
+    backend = RecordingBackend(fast(latency_s=0.01, replies=(bad,)))
+    with FakeServer(backend=backend) as server:
+        env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
+        assert run_shoal(workspace, *ARGV, env=env).returncode == 1
+        backend.calls.clear()
+        result = run_shoal(workspace, *ARGV, "--retry-failed", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "1 record(s) with a failed role were sent afresh" in result.stderr
+    assert [role_of(c) for c in backend.calls] == ["tags"]  # tags has no dependents: only it is sent
+    keys = journal_rows(workspace, f"SELECT DISTINCT key FROM calls WHERE scope LIKE '%#{first_id}#tags'")
+    assert len(keys) == 2  # the failed attempt stays in the journal under its own key
+    assert sorted(output_ids(workspace / "out.jsonl")) == sorted(ids)
