@@ -57,6 +57,17 @@ class Case:
 
 # -- setups ------------------------------------------------------------------------------------
 
+ROLES_ARGV = ("map", "records.jsonl", "--roles", "roles.toml", "--model", "rehearsal", "--out", "o.jsonl")
+SUMMARY = '[roles.summary]\nprompt = "Summarise {topic}"\n'
+
+
+def roles_file(text: str) -> Callable[[Env], None]:
+    def setup(env: Env) -> None:
+        records(env)
+        env.write("roles.toml", text)
+
+    return setup
+
 
 def records(env: Env) -> None:
     env.write("records.jsonl", RECORDS)
@@ -229,7 +240,10 @@ CASES: dict[str, Case] = {
     "workspace busy": Case(
         MAP_TO_O, ("workspace busy", "shoal map other.jsonl --out x.jsonl"), setup=holding_the_lock
     ),
-    "missing option": Case(("map", "records.jsonl", "--prompt", "x {topic}"), ("Missing option '--model'",)),
+    "missing option": Case(
+        ("map", "records.jsonl", "--prompt", "x {topic}", "--out", "o.jsonl"), ("Missing option '--model'",)
+    ),
+    "missing --out": Case(("map", "records.jsonl", "--prompt", "x {topic}"), ("Missing option '--out'",)),
     "option not a number": Case((*MAP_TO_O, "--max-tokens", "lots"), ("--max-tokens",), setup=records),
     "unknown command": Case(("fly",), ("No such command 'fly'",)),
     "--concurrency too high": Case(
@@ -440,6 +454,72 @@ CASES: dict[str, Case] = {
     ),
     "status with .shoal a file": Case(
         ("status",), (".shoal is a file",), setup=lambda env: env.write(".shoal", "notes\n") and None
+    ),
+    # map --roles: the roles file and the records, checked before anything is sent
+    "roles: unknown dependency": Case(
+        ROLES_ARGV,
+        ("roles.toml", "role 'refined'", "'sumary', which is not a role"),
+        setup=roles_file(SUMMARY + '[roles.refined]\nprompt = "x {topic}"\nafter = ["sumary"]\n'),
+    ),
+    "roles: a cycle": Case(
+        ROLES_ARGV,
+        ("roles.toml", "'a' -> 'b' -> 'a'", "cycle"),
+        setup=roles_file(
+            '[roles.a]\nprompt = "x {topic} {b}"\nafter = ["b"]\n[roles.b]\nprompt = "y {a}"\nafter = ["a"]\n'
+        ),
+    ),
+    "roles: a template naming a role not in after": Case(
+        ROLES_ARGV,
+        ("roles.toml", "role 'refined'", "{summary}", "not in its after list"),
+        setup=roles_file(SUMMARY + '[roles.refined]\nprompt = "Expand {summary} on {topic}"\n'),
+    ),
+    "roles: a record missing a field": Case(
+        ROLES_ARGV,
+        ("records.jsonl:1", "record 'a'", "'audience'", "role 'pitch'"),
+        setup=roles_file(SUMMARY + '[roles.pitch]\nprompt = "Pitch {topic} to {audience}"\n'),
+    ),
+    "roles: unknown key": Case(
+        ROLES_ARGV,
+        ("roles.toml", "unknown key 'roles.summary.promt'"),
+        setup=roles_file('[roles.summary]\npromt = "x {topic}"\n'),
+    ),
+    "roles: a field of a text role": Case(
+        ROLES_ARGV,
+        ("roles.toml", "{summary.title}", "no schema"),
+        setup=roles_file(SUMMARY + '[roles.refined]\nprompt = "x {summary.title}"\nafter = ["summary"]\n'),
+    ),
+    "roles: a field the schema does not have": Case(
+        ROLES_ARGV,
+        ("roles.toml", "{tags.labels}", "no property 'labels'"),
+        setup=lambda env: (
+            (
+                roles_file(
+                    '[roles.tags]\nprompt = "Tags for {topic}"\nschema = "tags.json"\n'
+                    '[roles.pitch]\nprompt = "Pitch {topic} with {tags.labels}"\nafter = ["tags"]\n'
+                )(env),
+                env.write("tags.json", '{"type": "object", "properties": {"tags": {"type": "array"}}}'),
+            )
+            and None
+        ),
+    ),
+    "roles: a role with no model": Case(
+        ("map", "records.jsonl", "--roles", "roles.toml", "--out", "o.jsonl"),
+        ("roles.toml", "role 'summary' names no model"),
+        setup=roles_file(SUMMARY),
+    ),
+    "roles: a bad placeholder": Case(
+        ROLES_ARGV,
+        ("roles.toml", "role 'summary' prompt", "'{topic:>4}'"),
+        setup=roles_file('[roles.summary]\nprompt = "x {topic:>4}"\n'),
+    ),
+    "roles: schema file missing": Case(
+        ROLES_ARGV,
+        ("tags.json", "schema file not found"),
+        setup=roles_file(SUMMARY + '[roles.tags]\nprompt = "Tags for {topic}"\nschema = "tags.json"\n'),
+    ),
+    "roles: file missing": Case(ROLES_ARGV, ("roles.toml", "not found"), setup=records),
+    "roles with --prompt": Case(
+        (*ROLES_ARGV, "--prompt", "x {topic}"), ("--roles", "--prompt"), setup=records
     ),
 }
 

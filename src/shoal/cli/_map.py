@@ -20,6 +20,7 @@ from ..preflight import check_max_tokens, check_output_file, check_template, che
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import refuse_unpriced, totals_line, with_overrides
+from ._map_roles import RolesOptions, run_roles_command
 from ._runtime import resume_argv, run_async, say
 
 __all__ = ["map_command"]
@@ -37,8 +38,13 @@ def _summary(result: MapResult, job: Job, out: Path) -> str:
 
 def map_command(
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL or CSV records.")],
-    model: Annotated[str, typer.Option("--model", help="provider:model or an alias from shoal.toml.")],
     out: Annotated[Path, typer.Option("--out", help="JSONL file the results are appended to.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="provider:model or an alias from shoal.toml (with --roles: the default)."
+        ),
+    ] = None,
     prompt: Annotated[
         str | None, typer.Option("--prompt", help="Template with {field} placeholders.")
     ] = None,
@@ -64,11 +70,36 @@ def map_command(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Send records that failed in earlier runs afresh.")
     ] = False,
+    roles: Annotated[
+        Path | None,
+        typer.Option("--roles", help="roles.toml: several prompts per record, with dependencies."),
+    ] = None,
 ) -> None:
-    """Run one prompt template over every record of INPUT; results are appended to OUT."""
+    """Run one prompt template (or the roles of --roles) over every record of INPUT; results are appended
+    to OUT."""
     argv = resume_argv()
 
     async def main(stop: StopSignal) -> int:
+        if roles is not None:
+            if prompt is not None or prompt_file is not None or schema is not None:
+                raise InputError(
+                    "--roles gives each role its prompt and schema: drop --prompt, --prompt-file, --schema"
+                )
+            options = RolesOptions(
+                input_path,
+                roles,
+                out,
+                model,
+                id_field,
+                max_tokens,
+                concurrency,
+                max_cost,
+                config_path,
+                retry_failed,
+            )
+            return await run_roles_command(options, stop, argv)
+        if model is None:
+            raise InputError("Missing option '--model' (or --roles with a model per role)")
         if (prompt is None) == (prompt_file is None):
             raise InputError("give the template with exactly one of --prompt or --prompt-file")
         template = prompt if prompt is not None else _read_template(prompt_file)

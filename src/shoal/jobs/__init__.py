@@ -1,7 +1,8 @@
-"""Jobs built on the engine. `map`: one prompt over every record of a dataset."""
+"""Jobs built on the engine. `map`: one prompt (or several roles) over every record of a dataset."""
 
 from ._inputs import Record, read_records
 from ._map import STAGE, MapPlan, MapResult, load_schema, plan_map, run_map
+from ._roles import Role, RolesPlan, estimate_roles, plan_roles, run_roles, unit_id
 from ._template import Template
 
 __all__ = [
@@ -9,9 +10,15 @@ __all__ = [
     "MapPlan",
     "MapResult",
     "Record",
+    "Role",
+    "RolesPlan",
     "Template",
+    "estimate_roles",
     "load_schema",
     "plan_map",
+    "plan_roles",
     "read_records",
     "run_map",
+    "run_roles",
+    "unit_id",
 ]

@@ -51,6 +51,21 @@ class JsonlOutput:
         self._sync_task: asyncio.Task[None] | None = None
         self._dirty = False
 
+    def existing_ids(self) -> set[str]:
+        """The ids of the records already in the file (a torn last line is cut off first). The roles
+        runner counts a record done by its id; map uses the stricter `existing_lines`."""
+        ids: set[str] = set()
+        if not self._is_regular_file():
+            return ids
+        self._cut_torn_tail()
+        with self.path.open("rb") as handle:
+            for line in handle:
+                try:
+                    ids.add(str(json.loads(line)["id"]))
+                except (ValueError, KeyError, TypeError):
+                    continue  # not a record line; left as it is
+        return ids
+
     def existing_lines(self) -> DigestSet:
         """Fingerprints of the lines already in the file. A torn last line (a crash mid-write) is
         cut off first. The file is read as a stream: its size does not matter."""

@@ -19,6 +19,8 @@ class CallGroup:
     output_tokens: int = 0
     cached_tokens: int = 0
     cost_usd: float = 0.0
+    latency_s: float = 0.0  # summed: model time, from sending to the checked answer
+    queue_s: float = 0.0  # summed: waiting for a worker slot and the rate budget
 
 
 _Key = tuple[int, str, str, str]
@@ -44,12 +46,13 @@ class CallTotalsCache:
             self.job, self.fingerprint, self.last_id, self.groups = job, fingerprint, 0, {}
         rows = conn.execute(
             "SELECT run_id, stage, model, outcome, count(*), min(id), max(id), sum(input_tokens), "
-            "sum(output_tokens), sum(cached_tokens), sum(cost_usd) FROM calls WHERE job = ? AND id > ? "
+            "sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(latency_s), sum(queue_s) "
+            "FROM calls WHERE job = ? AND id > ? "
             "GROUP BY run_id, stage, model, outcome",
             (job, self.last_id),
         ).fetchall()
         newest = self.last_id
-        for run_id, stage, model, outcome, n, low, high, i, o, c, usd in rows:
+        for run_id, stage, model, outcome, n, low, high, i, o, c, usd, latency, queue in rows:
             key = (int(run_id), str(stage), str(model), str(outcome))
             group = self.groups.get(key)
             if group is None:
@@ -59,6 +62,8 @@ class CallTotalsCache:
             group.output_tokens += int(o)
             group.cached_tokens += int(c)
             group.cost_usd += float(usd)
+            group.latency_s += float(latency or 0.0)
+            group.queue_s += float(queue or 0.0)
             newest = max(newest, int(high))
         self.last_id = newest
         return self.groups

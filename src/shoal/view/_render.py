@@ -187,11 +187,22 @@ def _footer(status: dict[str, Any]) -> list[Text]:
     return lines
 
 
+def _time_line(status: dict[str, Any]) -> list[Text]:
+    """Where time went, per call of each stage: the model's answer against the wait for a worker
+    slot and the rate budget (profile before you parallelize)."""
+    shown = [
+        f"{stage['name']} {stage['model_s'] / stage['calls']:.2f}s + {stage['queue_s'] / stage['calls']:.2f}s"
+        for stage in status["stages"]
+        if stage.get("calls") and "model_s" in stage
+    ]
+    return [Text("per call, model + queue wait: " + ", ".join(shown), style="dim")] if shown else []
+
+
 def render_status(status: dict[str, Any]) -> RenderableType:
     """A panel with phases and stages, workers, budget use, tokens, cost and ETA."""
     if status.get("job") is None:
         return Text(status.get("note") or "nothing to show")
-    parts: list[RenderableType] = [_stages_table(status)]
+    parts: list[RenderableType] = [_stages_table(status), *_time_line(status)]
     if status["models"]:
         live = status["run"]["state"] == "running"
         parts += [Text(""), _budget_table(status) if live else _models_table(status)]

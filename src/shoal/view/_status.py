@@ -232,10 +232,12 @@ class _Reader:
             values = (outcome, group.n, group.input_tokens, group.output_tokens, group.cached_tokens)
             scopes = ["job", "run"] if run_id == self.run.id else ["job"]
             for scope in scopes:
-                totals[scope].add_row(*values, group.cost_usd)
-                models[model][scope].add_row(*values, group.cost_usd)
+                totals[scope].add_row(*values, group.cost_usd, model_s=group.latency_s, queue_s=group.queue_s)
+                models[model][scope].add_row(
+                    *values, group.cost_usd, model_s=group.latency_s, queue_s=group.queue_s
+                )
             stage = self._stage(stage_name)
-            stage.tally.add_row(*values, group.cost_usd)
+            stage.tally.add_row(*values, group.cost_usd, model_s=group.latency_s, queue_s=group.queue_s)
             first = group.first_id
             stage.first_call = first if stage.first_call is None else min(stage.first_call, first)
         return totals, models

@@ -18,10 +18,23 @@ class CallTally:
     output_tokens: int = 0
     cached_tokens: int = 0
     cost_usd: float = 0.0
+    model_s: float = 0.0  # summed latency: where time went, per call, is model_s / calls
+    queue_s: float = 0.0  # summed wait for a worker slot and the rate budget
 
     def add_row(
-        self, outcome: str, n: int, input_tokens: int, output_tokens: int, cached: int, cost: float
+        self,
+        outcome: str,
+        n: int,
+        input_tokens: int,
+        output_tokens: int,
+        cached: int,
+        cost: float,
+        *,
+        model_s: float = 0.0,
+        queue_s: float = 0.0,
     ) -> None:
+        self.model_s += model_s
+        self.queue_s += queue_s
         self.calls += n
         if outcome == "ok":
             self.ok += n
@@ -37,4 +50,6 @@ class CallTally:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["cost_usd"] = round(self.cost_usd, 8)
+        data["model_s"] = round(self.model_s, 3)
+        data["queue_s"] = round(self.queue_s, 3)
         return data

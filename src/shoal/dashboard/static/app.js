@@ -139,6 +139,10 @@ function renderStatus(s) {
       cell(tr, fmtCount(st[k]), "num");
     }
     cell(tr, fmtMoney(st.cost_usd), "num");
+    // Where time went, per call: model time against queue wait (slot and rate budget).
+    for (const k of ["model_s", "queue_s"]) {
+      cell(tr, st.calls && st[k] !== undefined ? (st[k] / st.calls).toFixed(2) + "s" : "-", "num");
+    }
   });
   fillTable("models", s.models, (tr, m) => {
     cell(tr, m.model);
