@@ -47,6 +47,9 @@ class ModelLimits(_Strict):
     tpm: int | None = Field(default=None, gt=0)
     itpm: int | None = Field(default=None, gt=0)
     otpm: int | None = Field(default=None, gt=0)
+    # Does the provider give back the unused part of max_tokens when an answer ends? None: learn it
+    # from the rate-limit headers of each response; without headers, assume it does not.
+    refunds_unused: bool | None = None
 
     @property
     def configured(self) -> bool:

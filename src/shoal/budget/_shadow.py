@@ -1,0 +1,129 @@
+"""The provider's own bucket as shoal believes it stands, corrected by every response's headers.
+
+A provider counts a request the moment it admits it, and may or may not give back the unused part
+of max_tokens when the answer ends (Anthropic documents that it does, OpenAI counts max_tokens on
+arrival and says little about afterwards, gateways differ). shoal does not guess: it keeps a shadow
+of the provider's deficit (units taken and not yet refilled) that counts every reservation and
+never gives anything back by itself, and compares it with the deficit each response reports.
+
+A response's headers describe the provider at the moment it handled that request, so requests
+granted after it are not in them yet. Each permit therefore carries a `Mark`: the shadow's deficit
+just after its own reservation, the corrections applied so far and the running total granted. The
+error of one response is what the provider reports minus what the shadow said at that mark (plus
+the corrections learned since, so nothing is corrected twice). A provider that gives unused tokens
+back reports less than the shadow expects, and the difference flows back into the pacing bucket;
+one whose deficit grows faster (another client on the same key) moves the pacing bucket into debt
+before any 429.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..providers._types import RateSnapshot
+
+__all__ = ["KINDS", "Mark", "Reading", "Shadow", "read_kind"]
+
+KINDS: tuple[str, ...] = ("rpm", "tpm", "itpm", "otpm")
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One limit's state when a permit was granted (after its own reservation)."""
+
+    deficit: float | None  # the shadow's deficit; None when the limit was not known yet
+    correction: float  # the shadow's cumulative correction
+    granted: float  # everything granted so far of this kind, this reservation included
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one response says about one limit, in units (requests or tokens)."""
+
+    per_minute: float
+    deficit: float  # taken and not yet refilled, when the provider handled the request
+    headroom: float | None  # what the provider could still admit then; None when it was full
+
+
+def read_kind(snapshot: RateSnapshot, kind: str) -> Reading | None:
+    """The provider's deficit for `kind`, from its reset time (scale-free) or its remaining count.
+
+    `reset` is the time until the provider's bucket is full again, so deficit = reset x rate
+    whatever window the provider enforces; `limit - remaining` is the fallback (OpenAI's and
+    Anthropic's documented meaning). Headroom follows from both: a provider that reports remaining
+    as a share of a short window's bucket has headroom = deficit x remaining / (limit - remaining).
+    """
+    if kind == "rpm":
+        limit, remaining, reset = (
+            snapshot.limit_requests,
+            snapshot.remaining_requests,
+            snapshot.reset_requests_s,
+        )
+    elif kind == "tpm":
+        limit, remaining, reset = snapshot.limit_tokens, snapshot.remaining_tokens, snapshot.reset_tokens_s
+    elif kind == "itpm":
+        limit = snapshot.limit_input_tokens
+        remaining, reset = snapshot.remaining_input_tokens, snapshot.reset_input_tokens_s
+    else:
+        limit = snapshot.limit_output_tokens
+        remaining, reset = snapshot.remaining_output_tokens, snapshot.reset_output_tokens_s
+    if limit is None or limit <= 0:
+        return None
+    if reset is not None:
+        deficit = max(0.0, reset) * limit / 60.0
+    elif remaining is not None:
+        deficit = float(max(0, limit - remaining))
+    else:
+        return None
+    headroom: float | None = None
+    if remaining is not None and remaining < limit:
+        headroom = deficit * max(0, remaining) / (limit - remaining) if deficit > 0 else float(remaining)
+    return Reading(float(limit), deficit, headroom)
+
+
+class Shadow:
+    """The provider's deficit for one limit: grows by each reservation, refills at the provider's rate."""
+
+    __slots__ = ("correction", "deficit", "rate", "_stamp")
+
+    def __init__(self, per_minute: float, now: float) -> None:
+        self.rate = per_minute / 60.0  # the provider's refill, not shoal's (possibly reduced) pace
+        self.deficit = 0.0  # an idle account is full
+        self.correction = 0.0
+        self._stamp = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._stamp:
+            self.deficit = max(0.0, self.deficit - (now - self._stamp) * self.rate)
+            self._stamp = now
+
+    def take(self, amount: float, now: float) -> None:
+        self._refill(now)
+        self.deficit += amount
+
+    def adjust(self, amount: float, now: float) -> None:
+        """Add `amount` to the deficit (negative: give back), never below a full bucket."""
+        self._refill(now)
+        self.deficit = max(0.0, self.deficit + amount)
+
+    def error(self, reading: Reading, mark: Mark | None, since: float, now: float) -> float:
+        """Reported deficit minus the expected one, for the response to the permit with `mark`.
+
+        `since` is what was granted after that permit: the provider had not counted it yet.
+        """
+        self._refill(now)
+        if mark is None or mark.deficit is None:
+            # No record of the shadow at that time: compare with now, less what was sent since.
+            expected = max(0.0, self.deficit - since)
+        else:
+            expected = mark.deficit + (self.correction - mark.correction)
+        return reading.deficit - expected
+
+    def correct(self, error: float, now: float) -> float:
+        """Move the deficit by `error`; returns the change applied (a full bucket is a floor)."""
+        self._refill(now)
+        before = self.deficit
+        self.deficit = max(0.0, self.deficit + error)
+        applied = self.deficit - before
+        self.correction += applied
+        return applied

@@ -1,0 +1,193 @@
+"""The rate budget against a simulated provider (the fake backend on a virtual clock).
+
+The provider keeps what it reserved (prompt + max_tokens) unless told to refund, reports its own
+count in headers, and may share its key with another client: the budget must not overdraw it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import replace
+
+from shoal._tokens import estimate_tokens
+from shoal.budget import Demand, ModelBudget, parse_rate_headers
+from shoal.config import ModelLimits
+from shoal.fake import FakeBackend, FakeCall, FakeLimits, FakeResult, FakeSettings
+from shoal.providers import Usage
+
+from clocks import EventClock
+
+WORDS = "tide reef kelp current shoal plankton coral drift swell estuary lagoon brine".split()
+
+
+def backend_for(clock: EventClock, limits: FakeLimits, **kw: object) -> FakeBackend:
+    settings = FakeSettings(limits=limits, latency_s=0.8, jitter=0.5, per_token_s=0.002, seed=3)
+    return FakeBackend(replace(settings, **kw), clock=clock)
+
+
+def budget_for(clock: EventClock, limits: ModelLimits) -> ModelBudget:
+    return ModelBudget("openai:m", limits, clock=clock, rng=random.Random(7))
+
+
+def make_calls(count: int, seed: int) -> list[FakeCall]:
+    rng = random.Random(seed)
+    calls = []
+    for index in range(count):
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 250)))
+        prompt = f"Item {index}: {words}"
+        max_tokens = rng.choice([16, 64, 128, 256, 512])
+        calls.append(FakeCall("openai", "m", prompt, estimate_tokens(prompt), max_tokens))
+    return calls
+
+
+async def run_calls(
+    budget: ModelBudget, backend: FakeBackend, calls: list[FakeCall], concurrency: int = 16
+) -> list[str]:
+    """Each call: acquire, send, observe the headers, settle; the result kinds in order of answer."""
+    return [result.kind for result in await run_results(budget, backend, calls, concurrency)]
+
+
+async def run_results(
+    budget: ModelBudget, backend: FakeBackend, calls: list[FakeCall], concurrency: int = 16
+) -> list[FakeResult]:
+    slots = asyncio.Semaphore(concurrency)
+    results: list[FakeResult] = []
+
+    async def one(call: FakeCall) -> None:
+        async with slots:
+            permit = await budget.acquire(Demand(call.prompt_tokens, call.max_tokens))
+            result = await backend.handle(call)
+            budget.observe(parse_rate_headers(result.headers), permit)
+            usage = Usage(result.input_tokens, result.output_tokens) if result.status == 200 else None
+            if result.kind == "rate_limited":
+                budget.rate_limited(parse_rate_headers(result.headers).retry_after_s)
+            budget.settle(permit, usage)
+            results.append(result)
+
+    await asyncio.gather(*(one(call) for call in calls))
+    return results
+
+
+async def test_1000_mixed_calls_never_overdraw_a_provider_that_keeps_reservations() -> None:
+    clock = EventClock()
+    tpm = 60_000
+    backend = backend_for(clock, FakeLimits(tpm=tpm, window_s=2.0))
+    budget = budget_for(clock, ModelLimits(tpm=tpm))
+    calls = make_calls(1000, seed=11)
+    start = clock.now()
+    kinds = await run_calls(budget, backend, calls)
+    assert len(kinds) == 1000
+    assert backend.stats["rate_limited"] == 0  # never overdrawn, not once in 1,000 calls
+    assert kinds.count("ok") == 1000
+    # And not by running slow: the provider's count (prompt + max_tokens) over the elapsed time.
+    counted = sum(call.prompt_tokens + call.max_tokens for call in calls)
+    minutes = (clock.now() - start) / 60
+    assert counted / minutes / tpm > 0.95
+
+
+async def test_with_limits_learned_from_headers_only_the_provider_is_not_overdrawn() -> None:
+    clock = EventClock()
+    tpm = 60_000
+    backend = backend_for(clock, FakeLimits(tpm=tpm, window_s=10.0))
+    budget = budget_for(clock, ModelLimits())
+    calls = make_calls(400, seed=12)
+    start = clock.now()
+    kinds = await run_calls(budget, backend, calls)
+    assert budget.limits() == {"tpm": tpm}
+    assert backend.stats["rate_limited"] == 0 and kinds.count("ok") == 400
+    counted = sum(call.prompt_tokens + call.max_tokens for call in calls)
+    assert counted / ((clock.now() - start) / 60) / tpm > 0.9
+
+
+async def test_a_refunding_provider_is_learned_from_its_headers() -> None:
+    # The budget keeps reservations by default; a provider that gives unused tokens back shows
+    # it in its headers, and the budget then sends what the refunds leave room for.
+    clock = EventClock()
+    tpm = 60_000
+    backend = backend_for(clock, FakeLimits(tpm=tpm, window_s=2.0, refund_unused=True))
+    budget = budget_for(clock, ModelLimits(tpm=tpm))
+    assert not budget.refunds_unused
+    calls = make_calls(600, seed=13)
+    start = clock.now()
+    results = await run_results(budget, backend, calls)
+    minutes = (clock.now() - start) / 60
+    assert backend.stats["rate_limited"] == 0 and [r.kind for r in results].count("ok") == 600
+    reserved = sum(call.prompt_tokens + call.max_tokens for call in calls)
+    # Faster than the reservations alone would allow: the refunds came back...
+    assert reserved / minutes > 1.1 * tpm
+    # ...up to nearly the limit as the provider counts it (prompt + output).
+    used = sum(r.input_tokens + r.output_tokens for r in results)
+    assert used / minutes > 0.9 * tpm
+    assert budget.corrections > 0
+
+
+async def test_another_client_on_the_key_slows_the_budget_before_any_429() -> None:
+    clock = EventClock()
+    tpm = 60_000
+    backend = backend_for(clock, FakeLimits(tpm=tpm, window_s=2.0))
+    budget = budget_for(clock, ModelLimits(tpm=tpm))
+    calls = make_calls(600, seed=14)
+    other_kinds: list[str] = []
+    stop = asyncio.Event()
+
+    async def other_client() -> None:
+        # Starts once the job runs at full speed, then takes 400 tokens about every second.
+        await clock.sleep(30.0)
+        while not stop.is_set():
+            result = await backend.handle(FakeCall("openai", "m", "other", 1, 399))
+            other_kinds.append(result.kind)
+            await clock.sleep(0.2)
+
+    other = asyncio.ensure_future(other_client())
+    start = clock.now()
+    kinds = await run_calls(budget, backend, calls)
+    stop.set()
+    await other
+    minutes = (clock.now() - start) / 60
+    # shoal's calls met no 429: the provider's own count slowed the budget down first.
+    assert kinds.count("rate_limited") == 0 and kinds.count("ok") == 600
+    assert budget.rate_limited_count == 0 and budget.corrections > 0
+    # It made room for the other client rather than crowding it out: both stayed within the
+    # limit, and shoal ran at what the other client left.
+    theirs = 400 * other_kinds.count("ok")
+    assert other_kinds.count("ok") > 100 and theirs / minutes > 0.25 * tpm
+    ours = sum(call.prompt_tokens + call.max_tokens for call in calls)
+    assert ours / minutes < 0.75 * tpm
+    assert (ours + theirs) / minutes < 1.02 * tpm
+
+
+async def test_no_limits_and_no_headers_paces_nothing() -> None:
+    clock = EventClock()
+    backend = backend_for(clock, FakeLimits(), rate_headers=False)
+    budget = budget_for(clock, ModelLimits())
+    calls = make_calls(64, seed=15)
+    in_flight = peak = 0
+    slots = asyncio.Semaphore(16)
+
+    async def one(call: FakeCall) -> None:
+        nonlocal in_flight, peak
+        async with slots:
+            permit = await budget.acquire(Demand(call.prompt_tokens, call.max_tokens))
+            in_flight += 1
+            peak = max(peak, in_flight)
+            result = await backend.handle(call)
+            in_flight -= 1
+            budget.observe(parse_rate_headers(result.headers), permit)
+            budget.settle(permit, Usage(result.input_tokens, result.output_tokens))
+
+    await asyncio.gather(*(one(call) for call in calls))
+    assert peak == 16  # only the concurrency ceiling held them back
+    assert budget.limits() == {} and budget.pause_count == 0
+
+
+async def test_a_429_without_known_limits_pauses_and_caps_the_rate_seen() -> None:
+    clock = EventClock()
+    budget = budget_for(clock, ModelLimits())
+    for _ in range(50):  # 50 requests in 5 s: 600 a minute
+        await budget.acquire(Demand(10, 10))
+        await clock.sleep(0.1)
+    budget.rate_limited(2.0)
+    assert budget.paused_for >= 2.0
+    assert 500 <= budget.limits()["rpm"] <= 700
+    assert budget.factor < 1.0
