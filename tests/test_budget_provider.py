@@ -9,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import replace
+from pathlib import Path
+
+import pytest
 
 from shoal._tokens import estimate_tokens
 from shoal.budget import Demand, ModelBudget, parse_rate_headers
-from shoal.config import ModelLimits
+from shoal.config import ModelLimits, load_config
+from shoal.errors import ConfigError
 from shoal.fake import FakeBackend, FakeCall, FakeLimits, FakeResult, FakeSettings
 from shoal.providers import Usage
 
@@ -191,3 +195,27 @@ async def test_a_429_without_known_limits_pauses_and_caps_the_rate_seen() -> Non
     assert budget.paused_for >= 2.0
     assert 500 <= budget.limits()["rpm"] <= 700
     assert budget.factor < 1.0
+
+
+async def test_refunds_unused_setting_decides_settlement_without_headers(tmp_path: Path) -> None:
+    (tmp_path / "shoal.toml").write_text('[limits."openai:m"]\ntpm = 60000\nrefunds_unused = true\n')
+    config = load_config(tmp_path / "shoal.toml")
+    assert config.limits["openai:m"].refunds_unused is True
+    (tmp_path / "bad.toml").write_text('[limits."openai:m"]\nrefund = true\n')
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(tmp_path / "bad.toml")
+
+    async def time_for(limits: ModelLimits) -> float:
+        # 20 calls reserving 10 + 490 tokens that use 10 + 10, at 1,000 tokens a second.
+        clock = EventClock()
+        budget = budget_for(clock, limits)
+        start = clock.now()
+        for _ in range(20):
+            permit = await budget.acquire(Demand(10, 490))
+            budget.settle(permit, Usage(10, 10))
+        return clock.now() - start
+
+    kept = await time_for(ModelLimits(tpm=60_000))  # the default: no refund assumed
+    refunded = await time_for(config.limits["openai:m"])
+    assert kept >= 9.5  # 20 x 500 tokens at 1,000/s
+    assert refunded < 1.0  # each call cost 20 tokens
