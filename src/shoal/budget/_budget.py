@@ -330,7 +330,10 @@ class ModelBudget:
                 self._start_from(limit, reading, since, now)
                 moved = True
                 continue
-            applied = shadow.correct(shadow.error(reading, mark, since, now), now)
+            error = shadow.error(reading, mark, since, now)
+            if reading.band:
+                error = max(0.0, abs(error) - reading.band) * (1.0 if error > 0 else -1.0)
+            applied = shadow.correct(error, now)
             bucket = limit.bucket
             bucket.refill(now)
             if applied > 0:
@@ -342,7 +345,7 @@ class ModelBudget:
             # reported plus what was sent since less its refill since, if positive: a provider that
             # computed its headers on answering (not on arrival) has counted both already.
             elapsed = now - permit.granted_at if permit is not None else 0.0
-            deficit_now = reading.deficit + max(0.0, since - elapsed * shadow.rate)
+            deficit_now = reading.deficit - reading.band + max(0.0, since - elapsed * shadow.rate)
             bucket.level = min(bucket.level, self._burst(bucket, reading) - deficit_now)
             moved = moved or applied != 0
         if moved:

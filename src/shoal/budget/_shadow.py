@@ -43,6 +43,7 @@ class Reading:
     per_minute: float
     deficit: float  # taken and not yet refilled, when the provider handled the request
     headroom: float | None  # what the provider could still admit then; None when it was full
+    band: float = 0.0  # the reading's resolution: errors within it are noise
 
 
 def read_kind(snapshot: RateSnapshot, kind: str) -> Reading | None:
@@ -69,8 +70,16 @@ def read_kind(snapshot: RateSnapshot, kind: str) -> Reading | None:
         remaining, reset = snapshot.remaining_output_tokens, snapshot.reset_output_tokens_s
     if limit is None or limit <= 0:
         return None
+    rate = limit / 60.0
+    band = 0.0
     if reset is not None:
-        deficit = max(0.0, reset) * limit / 60.0
+        deficit = max(0.0, reset) * rate
+        if snapshot.reset_from_timestamp:
+            # Whole-second timestamps from another clock: trust remaining where it says less, and
+            # ignore differences within a second of refill (plus Anthropic's rounding of remaining).
+            if remaining is not None:
+                deficit = min(deficit, float(max(0, limit - remaining)))
+            band = rate + 500.0 if kind != "rpm" else rate + 1.0
     elif remaining is not None:
         deficit = float(max(0, limit - remaining))
     else:
@@ -78,7 +87,7 @@ def read_kind(snapshot: RateSnapshot, kind: str) -> Reading | None:
     headroom: float | None = None
     if remaining is not None and remaining < limit:
         headroom = deficit * max(0, remaining) / (limit - remaining) if deficit > 0 else float(remaining)
-    return Reading(float(limit), deficit, headroom)
+    return Reading(float(limit), deficit, headroom, band)
 
 
 class Shadow:

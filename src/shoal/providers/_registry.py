@@ -127,7 +127,8 @@ class ProviderSet:
         rpm = limits.rpm if limits and limits.rpm else defaults.rpm
         tpm = limits.tpm if limits and limits.tpm else defaults.tpm
         return FakeSettings(
-            limits=FakeLimits(rpm=rpm, tpm=tpm),
+            # Rehearsal gives unused max_tokens back, as before the fake server's default changed.
+            limits=FakeLimits(rpm=rpm, tpm=tpm, refund_unused=True),
             latency_s=self._config.rehearsal.latency_s,
             per_token_s=defaults.per_token_s,
             replies=self._rehearsal_replies(),

@@ -64,6 +64,8 @@ class RateSnapshot:
     retry_after_s: float | None = None
     reset_input_tokens_s: float | None = None
     reset_output_tokens_s: float | None = None
+    # Resets given as timestamps (Anthropic): whole seconds, and the provider's clock is not ours.
+    reset_from_timestamp: bool = False
 
     @property
     def empty(self) -> bool:
