@@ -18,7 +18,7 @@ from shoal.budget import Demand, ModelBudget, parse_rate_headers
 from shoal.config import ModelLimits, load_config
 from shoal.errors import ConfigError
 from shoal.fake import FakeBackend, FakeCall, FakeLimits, FakeResult, FakeSettings
-from shoal.providers import Usage
+from shoal.providers import RateSnapshot, Usage
 
 from clocks import EventClock
 
@@ -219,3 +219,29 @@ async def test_refunds_unused_setting_decides_settlement_without_headers(tmp_pat
     refunded = await time_for(config.limits["openai:m"])
     assert kept >= 9.5  # 20 x 500 tokens at 1,000/s
     assert refunded < 1.0  # each call cost 20 tokens
+
+
+def test_headers_without_rate_limits_read_as_empty() -> None:
+    assert parse_rate_headers({"content-type": "application/json", "retry-after": "2"}).retry_after_s == 2.0
+    assert parse_rate_headers({"content-type": "application/json"}).empty
+    anthropic = parse_rate_headers({"anthropic-ratelimit-tokens-limit": "1000"})
+    assert anthropic.reset_from_timestamp and not anthropic.empty
+
+
+async def test_requests_sent_after_a_response_was_counted_are_not_given_back() -> None:
+    # 60,000 TPM: 1,000 tokens a second, a burst of 1,000. Nothing refills meanwhile (time stands).
+    clock = EventClock()
+    budget = budget_for(clock, ModelLimits(tpm=60_000))
+    clock.t += 1.0  # a full bucket
+    first = budget.try_acquire(Demand(100, 200))
+    second = budget.try_acquire(Demand(100, 200))
+    assert first is not None and second is not None
+    level = budget._limits["tpm"].bucket.level  # the quantity under test
+    # The provider counted the first request only when it answered it: 300 taken, 0.3 s to refill.
+    budget.observe(RateSnapshot(limit_tokens=60_000, remaining_tokens=59_700, reset_tokens_s=0.3), first)
+    assert budget._limits["tpm"].bucket.level == pytest.approx(level)
+    assert budget.corrections == 0
+    # The second's answer says another 500 tokens went out on the key meanwhile (another client).
+    budget.observe(RateSnapshot(limit_tokens=60_000, remaining_tokens=58_900, reset_tokens_s=1.1), second)
+    assert budget._limits["tpm"].bucket.level == pytest.approx(level - 500)
+    assert budget.corrections == 1

@@ -116,5 +116,5 @@ def parse_rate_headers(headers: Mapping[str, str], now: Callable[[], datetime] |
         retry_after_s=_retry_after(headers),
         reset_input_tokens_s=anthropic_reset("input-tokens"),
         reset_output_tokens_s=anthropic_reset("output-tokens"),
-        reset_from_timestamp=any(name.startswith("anthropic-ratelimit-") for name in headers),
+        reset_from_timestamp=any(name.startswith("anthropic-ratelimit-") for name in headers) or None,
     )

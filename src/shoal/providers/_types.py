@@ -65,7 +65,7 @@ class RateSnapshot:
     reset_input_tokens_s: float | None = None
     reset_output_tokens_s: float | None = None
     # Resets given as timestamps (Anthropic): whole seconds, and the provider's clock is not ours.
-    reset_from_timestamp: bool = False
+    reset_from_timestamp: bool | None = None
 
     @property
     def empty(self) -> bool:
