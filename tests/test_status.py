@@ -59,10 +59,22 @@ def journal_exists(workspace: Path) -> bool:
         return False
 
 
+def limits_published(workspace: Path) -> bool:
+    """The last published snapshot knows the model's limits (learned from the first answers)."""
+    uri = (workspace / ".shoal" / "journal.db").resolve().as_uri() + "?mode=ro"
+    try:
+        with sqlite3.connect(uri, uri=True) as conn:
+            row = conn.execute("SELECT data FROM snapshots ORDER BY ts DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return False
+    models = json.loads(row[0]).get("models", {}) if row else {}
+    return any(model.get("limits") for model in models.values())
+
+
 def test_status_during_a_run_agrees_with_the_journal(workspace: Path) -> None:
     write_records(workspace / "in.jsonl", 30)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 6\n")
-    settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.3)
+    settings = FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.6)
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k-test-status", OPENAI_BASE_URL=server.openai_base_url)
         job = subprocess.Popen(
@@ -74,7 +86,8 @@ def test_status_during_a_run_agrees_with_the_journal(workspace: Path) -> None:
             text=True,
         )
         try:
-            wait_for(lambda: journal_exists(workspace))
+            # Limits are unknown until the first answers bring them (nothing is paced meanwhile).
+            wait_for(lambda: journal_exists(workspace) and limits_published(workspace))
             before = journal_figures(workspace)
             status = status_json(workspace, env)
             after = journal_figures(workspace)
