@@ -245,3 +245,16 @@ async def test_requests_sent_after_a_response_was_counted_are_not_given_back() -
     budget.observe(RateSnapshot(limit_tokens=60_000, remaining_tokens=58_900, reset_tokens_s=1.1), second)
     assert budget._limits["tpm"].bucket.level == pytest.approx(level - 500)
     assert budget.corrections == 1
+
+
+async def test_a_fixed_window_reset_with_everything_remaining_does_not_slow_the_budget() -> None:
+    # Some gateways count per fixed minute: reset is the time to the window's end, however
+    # little of the window is used. remaining says the provider is all but untouched.
+    clock = EventClock()
+    budget = budget_for(clock, ModelLimits(tpm=60_000))
+    clock.t += 1.0
+    permit = budget.try_acquire(Demand(100, 200))
+    assert permit is not None
+    level = budget._limits["tpm"].bucket.level
+    budget.observe(RateSnapshot(limit_tokens=60_000, remaining_tokens=59_700, reset_tokens_s=55.0), permit)
+    assert budget._limits["tpm"].bucket.level == pytest.approx(level)

@@ -50,8 +50,9 @@ def read_kind(snapshot: RateSnapshot, kind: str) -> Reading | None:
     """The provider's deficit for `kind`, from its reset time (scale-free) or its remaining count.
 
     `reset` is the time until the provider's bucket is full again, so deficit = reset x rate
-    whatever window the provider enforces; `limit - remaining` is the fallback (OpenAI's and
-    Anthropic's documented meaning). Headroom follows from both: a provider that reports remaining
+    whatever window the provider enforces (the fake server reports remaining scaled to its short
+    window); `limit - remaining` (OpenAI's and Anthropic's documented meaning) caps it, and stands
+    alone when there is no reset. Headroom follows from both: a provider that reports remaining
     as a share of a short window's bucket has headroom = deficit x remaining / (limit - remaining).
     """
     if kind == "rpm":
@@ -74,11 +75,13 @@ def read_kind(snapshot: RateSnapshot, kind: str) -> Reading | None:
     band = 0.0
     if reset is not None:
         deficit = max(0.0, reset) * rate
+        if remaining is not None:
+            # Where remaining says less, trust it: a fixed-window limiter reports the time to the
+            # window's end as its reset however little of the window is used.
+            deficit = min(deficit, float(max(0, limit - remaining)))
         if snapshot.reset_from_timestamp:
-            # Whole-second timestamps from another clock: trust remaining where it says less, and
-            # ignore differences within a second of refill (plus Anthropic's rounding of remaining).
-            if remaining is not None:
-                deficit = min(deficit, float(max(0, limit - remaining)))
+            # Whole-second timestamps from another clock: ignore differences within a second of
+            # refill (plus Anthropic's rounding of remaining to thousands).
             band = rate + 500.0 if kind != "rpm" else rate + 1.0
     elif remaining is not None:
         deficit = float(max(0, limit - remaining))
