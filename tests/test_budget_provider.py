@@ -258,3 +258,71 @@ async def test_a_fixed_window_reset_with_everything_remaining_does_not_slow_the_
     level = budget._limits["tpm"].bucket.level
     budget.observe(RateSnapshot(limit_tokens=60_000, remaining_tokens=59_700, reset_tokens_s=55.0), permit)
     assert budget._limits["tpm"].bucket.level == pytest.approx(level)
+
+
+class ArrivalCountingProvider:
+    """A provider unlike shoal's fake: headers computed on arrival, remaining in plain tokens.
+
+    One token bucket of `window_s` seconds; the reservation (prompt + max_tokens) is kept.
+    """
+
+    def __init__(self, clock: EventClock, tpm: int, window_s: float, latency_s: float) -> None:
+        self.clock = clock
+        self.tpm = tpm
+        self.rate = tpm / 60
+        self.capacity = self.rate * window_s
+        self.level = self.capacity
+        self.stamp = clock.now()
+        self.latency_s = latency_s
+        self.rng = random.Random(5)
+        self.refused = 0
+
+    async def handle(self, call: FakeCall) -> tuple[RateSnapshot, Usage | None]:
+        now = self.clock.now()
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        need = call.prompt_tokens + call.max_tokens
+        if self.level < need:
+            self.refused += 1
+            return RateSnapshot(retry_after_s=(need - self.level) / self.rate), None
+        self.level -= need
+        # Counted on arrival: the snapshot describes the bucket now, before the answer is written.
+        headers = RateSnapshot(
+            limit_tokens=self.tpm,
+            remaining_tokens=int(self.level),
+            reset_tokens_s=(self.capacity - self.level) / self.rate,
+        )
+        await self.clock.sleep(self.latency_s * self.rng.uniform(0.5, 1.5))
+        return headers, Usage(call.prompt_tokens, self.rng.randint(1, call.max_tokens))
+
+
+@pytest.mark.parametrize("window_s", [1.0, 2.0])
+async def test_long_answers_with_many_in_flight_on_a_provider_that_counts_on_arrival(window_s: float) -> None:
+    # 5 s answers and 64 in flight: most of what was granted is not yet in any response's headers.
+    # A 1 s window is exactly shoal's own burst: no margin at all.
+    clock = EventClock()
+    tpm = 60_000
+    provider = ArrivalCountingProvider(clock, tpm, window_s=window_s, latency_s=5.0)
+    budget = budget_for(clock, ModelLimits(tpm=tpm))
+    calls = make_calls(500, seed=16)
+    slots = asyncio.Semaphore(64)
+
+    async def one(call: FakeCall) -> None:
+        async with slots:
+            while True:
+                permit = await budget.acquire(Demand(call.prompt_tokens, call.max_tokens))
+                snapshot, usage = await provider.handle(call)
+                if usage is None:
+                    budget.settle(permit, None)
+                    budget.rate_limited(snapshot.retry_after_s)
+                    continue
+                budget.observe(snapshot, permit)
+                budget.settle(permit, usage)
+                return
+
+    start = clock.now()
+    await asyncio.gather(*(one(call) for call in calls))
+    minutes = (clock.now() - start) / 60
+    assert provider.refused == 0
+    counted = sum(call.prompt_tokens + call.max_tokens for call in calls)
+    assert counted / minutes / tpm > 0.95  # the requests in flight did not stall the budget

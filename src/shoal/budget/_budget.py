@@ -221,7 +221,8 @@ class ModelBudget:
                 if wait <= _TOLERANCE_S:  # float rounding must not leave us sleeping 1e-17 s forever
                     break
                 # Sleep in slices: limits learned from a response meanwhile may shorten the wait.
-                await self._clock.sleep(min(wait, _MAX_SLICE_S))
+                # A hair longer than needed: waking a hair early would leave the reservation short.
+                await self._clock.sleep(min(wait + _TOLERANCE_S, _MAX_SLICE_S))
             permit = Permit(demand, now)
             self._take(demand, permit)
             spacing = self._spacing()
@@ -279,20 +280,9 @@ class ModelBudget:
             return
         self._learn(snapshot)
         now = self._clock.now()
+        # No separate "nearly out" rule: a provider near empty shows as a large deficit, and the
+        # correction puts the buckets into debt for exactly as long as its refill takes.
         self._correct(snapshot, permit, now)
-        pause = 0.0
-        if snapshot.remaining_requests is not None and snapshot.remaining_requests <= 0:
-            pause = max(pause, snapshot.reset_requests_s or 1.0)
-            self._drain("rpm")
-        remaining_tokens = snapshot.remaining_tokens
-        if remaining_tokens is not None and "tpm" in self._limits:
-            # The provider's count is the truth: when it has less left than one typical request,
-            # our buckets have drifted (another client, a tokenizer mismatch) and must wait.
-            if remaining_tokens < self._limits["tpm"].bucket.capacity * 0.05:
-                pause = max(pause, snapshot.reset_tokens_s or 1.0)
-                self._drain("tpm")
-        if pause > 0:
-            self._pause(now, pause)
 
     def _learn(self, snapshot: RateSnapshot) -> None:
         learned = {
@@ -341,12 +331,12 @@ class ModelBudget:
             elif applied < 0:
                 bucket.give(-applied)  # it gave back (unused tokens) or counted less
             # A restoring force: the provider's deficit now never exceeds one burst of ours, so a
-            # lump from another client finds room rather than a 429. Its deficit now is what it
-            # reported plus what was sent since less its refill since, if positive: a provider that
-            # computed its headers on answering (not on arrival) has counted both already.
-            elapsed = now - permit.granted_at if permit is not None else 0.0
-            deficit_now = reading.deficit - reading.band + max(0.0, since - elapsed * shadow.rate)
-            bucket.level = min(bucket.level, self._burst(bucket, reading) - deficit_now)
+            # lump from another client finds room rather than a 429. Counting on arrival, the
+            # provider has since taken what was sent after this permit and refilled meanwhile.
+            deficit_now = reading.deficit - reading.band
+            if permit is not None and not shadow.counts_on_answer:
+                deficit_now += since - (now - permit.granted_at) * shadow.rate
+            bucket.level = min(bucket.level, bucket.capacity - max(0.0, deficit_now))
             moved = moved or applied != 0
         if moved:
             self.corrections += 1
@@ -355,19 +345,7 @@ class ModelBudget:
         """A limit first seen in a response: start where the provider stood, plus what it has not seen."""
         limit.shadow.correct(reading.deficit + since, now)
         bucket = limit.bucket
-        bucket.level = self._burst(bucket, reading) - reading.deficit - since
-
-    @staticmethod
-    def _burst(bucket: Bucket, reading: Reading) -> float:
-        """Our burst, or the provider's whole bucket where that is smaller (a short window)."""
-        if reading.headroom is None:
-            return bucket.capacity
-        return min(bucket.capacity, reading.deficit + reading.headroom)
-
-    def _drain(self, kind: str) -> None:
-        limit = self._limits.get(kind)
-        if limit is not None:
-            limit.bucket.drain()
+        bucket.level = bucket.capacity - reading.deficit - since
 
     def _pause(self, now: float, seconds: float) -> None:
         seconds = min(seconds, self.settings.max_pause_s)

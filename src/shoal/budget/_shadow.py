@@ -42,7 +42,6 @@ class Reading:
 
     per_minute: float
     deficit: float  # taken and not yet refilled, when the provider handled the request
-    headroom: float | None  # what the provider could still admit then; None when it was full
     band: float = 0.0  # the reading's resolution: errors within it are noise
 
 
@@ -52,8 +51,9 @@ def read_kind(snapshot: RateSnapshot, kind: str) -> Reading | None:
     `reset` is the time until the provider's bucket is full again, so deficit = reset x rate
     whatever window the provider enforces (the fake server reports remaining scaled to its short
     window); `limit - remaining` (OpenAI's and Anthropic's documented meaning) caps it, and stands
-    alone when there is no reset. Headroom follows from both: a provider that reports remaining
-    as a share of a short window's bucket has headroom = deficit x remaining / (limit - remaining).
+    alone when there is no reset. (How big the provider's bucket is cannot be told from one
+    response: remaining may be plain tokens of a short window or a short window's level scaled to
+    a minute, so nothing here depends on it.)
     """
     if kind == "rpm":
         limit, remaining, reset = (
@@ -87,21 +87,21 @@ def read_kind(snapshot: RateSnapshot, kind: str) -> Reading | None:
         deficit = float(max(0, limit - remaining))
     else:
         return None
-    headroom: float | None = None
-    if remaining is not None and remaining < limit:
-        headroom = deficit * max(0, remaining) / (limit - remaining) if deficit > 0 else float(remaining)
-    return Reading(float(limit), deficit, headroom, band)
+    return Reading(float(limit), deficit, band)
 
 
 class Shadow:
     """The provider's deficit for one limit: grows by each reservation, refills at the provider's rate."""
 
-    __slots__ = ("correction", "deficit", "rate", "_stamp")
+    __slots__ = ("correction", "deficit", "fit_answer", "fit_arrival", "rate", "_stamp")
 
     def __init__(self, per_minute: float, now: float) -> None:
         self.rate = per_minute / 60.0  # the provider's refill, not shoal's (possibly reduced) pace
         self.deficit = 0.0  # an idle account is full
         self.correction = 0.0
+        # How far each account of when the provider computes its headers has been off, lately.
+        self.fit_arrival = 0.0
+        self.fit_answer = 0.0
         self._stamp = now
 
     def _refill(self, now: float) -> None:
@@ -118,18 +118,29 @@ class Shadow:
         self._refill(now)
         self.deficit = max(0.0, self.deficit + amount)
 
+    @property
+    def counts_on_answer(self) -> bool:
+        """Does the provider compute its headers as the answer leaves (rather than on arrival)?"""
+        return self.fit_answer < self.fit_arrival
+
     def error(self, reading: Reading, mark: Mark | None, since: float, now: float) -> float:
         """Reported deficit minus the expected one, for the response to the permit with `mark`.
 
-        `since` is what was granted after that permit: the provider had not counted it yet.
+        A provider that computes its headers on arrival has not counted `since` (what was granted
+        after that permit) yet: the expectation is the shadow at the permit's mark. One that
+        computes them as the answer leaves has counted everything sent by then: the expectation is
+        the shadow now. Both are scored on every response and the better one is used.
         """
         self._refill(now)
         if mark is None or mark.deficit is None:
             # No record of the shadow at that time: compare with now, less what was sent since.
-            expected = max(0.0, self.deficit - since)
+            on_arrival = reading.deficit - max(0.0, self.deficit - since)
         else:
-            expected = mark.deficit + (self.correction - mark.correction)
-        return reading.deficit - expected
+            on_arrival = reading.deficit - (mark.deficit + (self.correction - mark.correction))
+        on_answer = reading.deficit - self.deficit
+        self.fit_arrival += 0.1 * (abs(on_arrival) - self.fit_arrival)
+        self.fit_answer += 0.1 * (abs(on_answer) - self.fit_answer)
+        return on_answer if self.counts_on_answer else on_arrival
 
     def correct(self, error: float, now: float) -> float:
         """Move the deficit by `error`; returns the change applied (a full bucket is a floor)."""
