@@ -6,14 +6,16 @@ arrival and says little about afterwards, gateways differ). shoal does not guess
 of the provider's deficit (units taken and not yet refilled) that counts every reservation and
 never gives anything back by itself, and compares it with the deficit each response reports.
 
-A response's headers describe the provider at the moment it handled that request, so requests
-granted after it are not in them yet. Each permit therefore carries a `Mark`: the shadow's deficit
-just after its own reservation, the corrections applied so far and the running total granted. The
-error of one response is what the provider reports minus what the shadow said at that mark (plus
-the corrections learned since, so nothing is corrected twice). A provider that gives unused tokens
-back reports less than the shadow expects, and the difference flows back into the pacing bucket;
-one whose deficit grows faster (another client on the same key) moves the pacing bucket into debt
-before any 429.
+A response's headers describe the provider at the moment it handled that request. Counting on
+arrival (as OpenAI's limiter does), requests granted after it are not in them yet, so each permit
+carries a `Mark`: the shadow's deficit just after its own reservation, the corrections applied so
+far and the running total granted, and the error is what the provider reports minus what the
+shadow said at that mark (plus the corrections learned since, so nothing is corrected twice).
+Computing them as the answer leaves (shoal's fake server), everything sent by then is in them, and
+the error is against the shadow now. Both errors are scored on every response; the one that has
+been smaller lately is used. A provider that gives unused tokens back reports less than the shadow
+expects, and the difference flows back into the pacing bucket; one whose deficit grows faster
+(another client on the same key) moves the pacing bucket into debt before any 429.
 """
 
 from __future__ import annotations
