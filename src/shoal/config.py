@@ -47,8 +47,9 @@ class ModelLimits(_Strict):
     tpm: int | None = Field(default=None, gt=0)
     itpm: int | None = Field(default=None, gt=0)
     otpm: int | None = Field(default=None, gt=0)
-    # Does the provider give back the unused part of max_tokens when an answer ends? None: learn it
-    # from the rate-limit headers of each response; without headers, assume it does not.
+    # Does the provider give back the unused part of max_tokens when an answer ends? true: settle
+    # each call to its real output at once. Unset or false: keep the reservation; where the provider
+    # sends rate-limit headers, they give back what it refunded either way (learned per response).
     refunds_unused: bool | None = None
 
     @property
