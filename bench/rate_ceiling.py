@@ -10,10 +10,11 @@
   learned    shoal's engine with no limits configured (learned from response headers)
 
 Throughput is reported as a share of the binding limit: the larger of (requests per minute / RPM)
-and (tokens per minute / TPM), tokens counted the way the server settles them (prompt + output).
+and (tokens per minute / TPM), tokens counted the way the server settles them: prompt + max_tokens
+(the server keeps the reservation, as OpenAI does), or prompt + output with --refund-unused.
 Targets for shoal: >= 95% with <= 0.5% of requests answered 429 (configured), >= 85% (learned).
 
-    .venv/bin/python bench/rate_ceiling.py [--requests 1000] [--only shoal,learned]
+    .venv/bin/python bench/rate_ceiling.py [--requests 1000] [--only shoal,learned] [--refund-unused]
 """
 
 from __future__ import annotations
@@ -77,20 +78,19 @@ def make_jobs(count: int, seed: int) -> list[Job]:
     return jobs
 
 
-def server_settings() -> FakeSettings:
-    return FakeSettings(
-        limits=FakeLimits(rpm=RPM, tpm=TPM, window_s=2.0), latency_s=0.25, per_token_s=0.002, seed=5
-    )
+def server_settings(refund_unused: bool) -> FakeSettings:
+    limits = FakeLimits(rpm=RPM, tpm=TPM, window_s=2.0, refund_unused=refund_unused)
+    return FakeSettings(limits=limits, latency_s=0.25, per_token_s=0.002, seed=5)
 
 
-def settled_tokens(log: Path) -> tuple[int, int]:
-    """(answered requests, prompt + output tokens) from the fake server's request log."""
+def settled_tokens(log: Path, refund_unused: bool) -> tuple[int, int]:
+    """(answered requests, tokens as the server counted them) from the fake server's request log."""
     answered = tokens = 0
     for line in log.read_text().splitlines():
         entry = json.loads(line)
         if entry["status"] == 200:
             answered += 1
-            tokens += entry["prompt_tokens"] + entry["output_tokens"]
+            tokens += entry["prompt_tokens"] + entry["output_tokens" if refund_unused else "max_tokens"]
     return answered, tokens
 
 
@@ -235,14 +235,14 @@ VARIANTS = {
 }
 
 
-async def measure(name: str, jobs: list[Job], logs: Path) -> Outcome:
+async def measure(name: str, jobs: list[Job], logs: Path, refund_unused: bool) -> Outcome:
     log = logs / f"{name}.jsonl"
-    with FakeServer(server_settings(), log_path=log) as server:
+    with FakeServer(server_settings(refund_unused), log_path=log) as server:
         started = time.monotonic()
         ok, failed = await VARIANTS[name](server, jobs)
         wall = time.monotonic() - started
         stats = server.backend.stats
-    answered, tokens = settled_tokens(log)
+    answered, tokens = settled_tokens(log, refund_unused)
     return Outcome(name, wall, ok, failed, stats.get("rate_limited", 0), stats["requests"], tokens)
 
 
@@ -254,6 +254,9 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(VARIANTS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", type=Path, help="keep the fake server's request logs in this folder")
+    parser.add_argument(
+        "--refund-unused", action="store_true", help="the server gives unused max_tokens back"
+    )
     args = parser.parse_args()
     jobs = make_jobs(args.requests, args.seed)
     names = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -264,7 +267,7 @@ def main() -> int:
         logs = args.logs or Path(scratch)
         logs.mkdir(parents=True, exist_ok=True)
         for name in names:
-            outcome = asyncio.run(measure(name, jobs, logs))
+            outcome = asyncio.run(measure(name, jobs, logs, args.refund_unused))
             results.append(outcome)
             share_429 = 100 * outcome.rate_limited / max(1, outcome.requests_seen)
             print(

@@ -68,13 +68,18 @@ async def test_a_429_pauses_every_caller_for_retry_after() -> None:
     assert budget.rate_limited_count == 1
 
 
-async def test_rate_halves_on_429_and_recovers_slowly() -> None:
+async def test_an_isolated_429_cuts_by_its_overshoot_and_a_repeat_halves() -> None:
     clock = VirtualClock()
-    budget = make_budget(ModelLimits(rpm=600), clock, recovery_per_s=0.05)
+    budget = make_budget(ModelLimits(rpm=600), clock, recovery_per_s=0.05, pause_jitter_s=0.0)
     assert budget.factor == 1.0
-    budget.rate_limited(1.0)
-    assert budget.factor == 0.5
-    budget.rate_limited(1.0)  # arrives with the first: the same event
+    budget.rate_limited(0.5)  # isolated: 0.5 s over, as a share of 10 s of sending
+    assert budget.factor == 0.95
+    budget.rate_limited(0.5)  # arrives with the first: the same event
+    assert budget.factor == 0.95
+    clock.t += 1.0
+    assert budget.factor == 1.0  # back to full speed in a second, not 25
+    clock.t += 5.0
+    budget.rate_limited(1.0)  # soon after the last one: a repeat, AIMD halves
     assert budget.factor == 0.5
     clock.t += 4.0
     assert 0.65 < budget.factor < 0.75
@@ -96,7 +101,7 @@ async def test_limits_are_learned_from_headers_when_not_configured() -> None:
     clock = VirtualClock()
     budget = make_budget(ModelLimits(), clock)
     assert budget.learning
-    assert budget.limits()["rpm"] == 60  # conservative start
+    assert budget.limits() == {}  # unknown limits are not small limits: nothing is paced yet
     budget.observe(
         RateSnapshot(
             limit_requests=5000, remaining_requests=4999, limit_tokens=800_000, remaining_tokens=799_000

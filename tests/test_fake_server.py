@@ -166,7 +166,8 @@ async def test_rpm_burst_is_refused_with_retry_after_until_the_bucket_refills() 
 
 async def test_tpm_reserves_max_tokens_and_settles_to_the_real_usage() -> None:
     clock = GatedClock()
-    settings = quick(limits=FakeLimits(tpm=60_000, window_s=1.0), replies=(FakeReply("fox", "short"),))
+    limits = FakeLimits(tpm=60_000, window_s=1.0, refund_unused=True)
+    settings = quick(limits=limits, replies=(FakeReply("fox", "short"),))
     backend = FakeBackend(settings, clock=clock)  # bucket capacity: 1000 tokens
     cost = call(max_tokens=450).prompt_tokens + 450
     in_flight = [asyncio.create_task(backend.handle(call(max_tokens=450))) for _ in range(2)]
@@ -329,7 +330,7 @@ async def test_burst_beyond_rpm_gets_429s_that_both_sdks_recognise() -> None:
 
 async def test_tpm_reservation_and_refund_over_http() -> None:
     # A 1000-token window refilling at 100 tokens/s: the 0.3 s of latency refill only 30 of them.
-    limits = FakeLimits(tpm=6000, window_s=10.0)
+    limits = FakeLimits(tpm=6000, window_s=10.0, refund_unused=True)
     settings = quick(limits=limits, latency_s=0.3, replies=(FakeReply("hi", "ok"),))
     async with FakeServer(backend=FakeBackend(settings, clock=FakeClock())) as server:
         async with openai_client(server) as client:

@@ -57,15 +57,27 @@ def done_in_journal(workspace: Path) -> int:
         return 0
 
 
-def published_in_flight(workspace: Path) -> int | None:
-    """Calls in flight in the newest live snapshot the job has published (every second)."""
+def latest_snapshot(workspace: Path) -> dict[str, Any] | None:
+    """The newest live snapshot the job has published (every second), if any."""
     uri = (workspace / ".shoal" / "journal.db").resolve().as_uri() + "?mode=ro"
     try:
         with sqlite3.connect(uri, uri=True) as conn:
             row = conn.execute("SELECT data FROM snapshots ORDER BY ts DESC LIMIT 1").fetchone()
     except sqlite3.Error:
         return None
-    return None if row is None else int(json.loads(row[0])["workers"]["in_flight"])
+    return None if row is None else dict(json.loads(row[0]))
+
+
+def published_in_flight(workspace: Path) -> int | None:
+    """Calls in flight in the newest published snapshot."""
+    snapshot = latest_snapshot(workspace)
+    return None if snapshot is None else int(snapshot["workers"]["in_flight"])
+
+
+def limits_published(workspace: Path) -> bool:
+    """The newest snapshot knows the model's limits (learned from the first answers)."""
+    snapshot = latest_snapshot(workspace) or {}
+    return any(model.get("limits") for model in snapshot.get("models", {}).values())
 
 
 def test_status_during_a_run_agrees_with_the_journal(workspace: Path, spawn: Spawn) -> None:
@@ -82,6 +94,8 @@ def test_status_during_a_run_agrees_with_the_journal(workspace: Path, spawn: Spa
             server.backend.hold.wait_held(6)
             wait_for(lambda: done_in_journal(workspace) == 3)
             wait_for(lambda: published_in_flight(workspace) == 6)
+            # Limits are unknown until the first answers bring them (nothing is paced meanwhile).
+            wait_for(lambda: limits_published(workspace))
             status = status_json(workspace, env)
             figures = journal_figures(workspace)
         finally:

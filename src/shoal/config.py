@@ -49,6 +49,10 @@ class ModelLimits(_Strict):
     tpm: int | None = Field(default=None, gt=0)
     itpm: int | None = Field(default=None, gt=0)
     otpm: int | None = Field(default=None, gt=0)
+    # Does the provider give back the unused part of max_tokens when an answer ends? true: settle
+    # each call to its real output at once. Unset or false: keep the reservation; where the provider
+    # sends rate-limit headers, they give back what it refunded either way (learned per response).
+    refunds_unused: bool | None = None
 
     @property
     def configured(self) -> bool:

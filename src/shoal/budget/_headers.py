@@ -72,6 +72,11 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
+def _first(*values: float | None) -> float | None:
+    # "0s" (a full bucket) is an answer, not a missing header.
+    return next((value for value in values if value is not None), None)
+
+
 def parse_rate_headers(headers: Mapping[str, str], now: Callable[[], datetime] | None = None) -> RateSnapshot:
     """Collect what the headers say; keys must be lower-case (httpx headers are case-insensitive)."""
     get = headers.get
@@ -100,13 +105,16 @@ def parse_rate_headers(headers: Mapping[str, str], now: Callable[[], datetime] |
     return RateSnapshot(
         limit_requests=limit_requests,
         remaining_requests=remaining_requests,
-        reset_requests_s=openai_reset("requests") or anthropic_reset("requests"),
+        reset_requests_s=_first(openai_reset("requests"), anthropic_reset("requests")),
         limit_tokens=limit_tokens,
         remaining_tokens=remaining_tokens,
-        reset_tokens_s=openai_reset("tokens") or anthropic_reset("tokens"),
+        reset_tokens_s=_first(openai_reset("tokens"), anthropic_reset("tokens")),
         limit_input_tokens=_as_int(get("anthropic-ratelimit-input-tokens-limit")),
         remaining_input_tokens=_as_int(get("anthropic-ratelimit-input-tokens-remaining")),
         limit_output_tokens=_as_int(get("anthropic-ratelimit-output-tokens-limit")),
         remaining_output_tokens=_as_int(get("anthropic-ratelimit-output-tokens-remaining")),
         retry_after_s=_retry_after(headers),
+        reset_input_tokens_s=anthropic_reset("input-tokens"),
+        reset_output_tokens_s=anthropic_reset("output-tokens"),
+        reset_from_timestamp=any(name.startswith("anthropic-ratelimit-") for name in headers) or None,
     )

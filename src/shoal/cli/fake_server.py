@@ -34,6 +34,20 @@ def fake_server(
     window: Annotated[
         float, typer.Option("--window", help="Seconds over which the per-minute limits are enforced.")
     ] = 2.0,
+    refund_unused: Annotated[
+        bool,
+        typer.Option(
+            "--refund-unused/--no-refund-unused",
+            help="Give back the unused part of max_tokens when an answer ends (default: keep it, as OpenAI).",
+        ),
+    ] = False,
+    rate_headers: Annotated[
+        bool,
+        typer.Option(
+            "--rate-headers/--no-rate-headers",
+            help="Send rate-limit headers (--no-rate-headers: none at all, as vLLM or Ollama).",
+        ),
+    ] = True,
     latency: Annotated[
         float, typer.Option("--latency", help="Base latency of every answer, seconds.")
     ] = 0.05,
@@ -61,13 +75,14 @@ def fake_server(
 ) -> None:
     """Serve fake OpenAI (/v1/chat/completions) and Anthropic (/v1/messages) endpoints until Ctrl-C."""
     settings = FakeSettings(
-        limits=_limits(rpm, tpm, window),
+        limits=_limits(rpm, tpm, window, refund_unused),
         faults=_faults(fault_rate, faults),
         latency_s=_at_least_zero(latency, "--latency"),
         per_token_s=_at_least_zero(per_token, "--per-token"),
         hang_s=_at_least_zero(hang, "--hang"),
         seed=seed,
         replies=_load_replies(replies) if replies is not None else (),
+        rate_headers=rate_headers,
     )
     if not 0 <= port <= 65535:
         raise typer.BadParameter(f"{port} is not a port number (0-65535)", param_hint="--port")
@@ -100,14 +115,14 @@ async def serve(
     await serve_http(settings, host, port, log_path, on_ready=on_ready)
 
 
-def _limits(rpm: int | None, tpm: int | None, window: float) -> FakeLimits:
+def _limits(rpm: int | None, tpm: int | None, window: float, refund_unused: bool = False) -> FakeLimits:
     if rpm is not None and rpm < 1:
         raise typer.BadParameter(f"must be a positive integer, got {rpm}", param_hint="--rpm")
     if tpm is not None and tpm < 1:
         raise typer.BadParameter(f"must be a positive integer, got {tpm}", param_hint="--tpm")
     if not window > 0:
         raise typer.BadParameter(f"must be positive, got {window}", param_hint="--window")
-    return FakeLimits(rpm=rpm, tpm=tpm, window_s=window)
+    return FakeLimits(rpm=rpm, tpm=tpm, window_s=window, refund_unused=refund_unused)
 
 
 def _faults(rate: float, kinds: str) -> FaultRates:

@@ -268,7 +268,7 @@ class ModelCaller:
                     raise
                 finally:
                     self.stats.in_flight -= 1
-                budget.observe(reply.rate)
+                budget.observe(reply.rate, permit)
                 budget.settle(permit, reply.usage)
                 cost = self._ledger.cost_of(model_key, reply.usage)
                 problem = spec.check(reply)

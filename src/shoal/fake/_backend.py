@@ -123,13 +123,15 @@ class FakeBackend:
         return 0.0 if bucket is None else bucket.wait_s(amount, now)
 
     def _settle(self, call: FakeCall, output_tokens: int) -> None:
-        """Give back the part of the max_tokens reservation the answer did not use."""
+        """Give back the part of the max_tokens reservation the answer did not use, if refunding."""
         unused = call.max_tokens - output_tokens
-        if self._tokens is not None and unused > 0:
+        if self._tokens is not None and unused > 0 and self.settings.limits.refund_unused:
             self._tokens.give(unused, self._clock.now())
 
     def _headers(self, api: str, now: float | None = None) -> dict[str, str]:
         """The buckets as they stand at `now` (default: the clock's now)."""
+        if not self.settings.rate_headers:
+            return {}
         if now is None:
             now = self._clock.now()
         return rate_headers(api, self._requests, self._tokens, now, self._clock.wall())

@@ -38,11 +38,15 @@ class FakeLimits:
     Each limit is a bucket holding `limit * window_s / 60` (at least 1), refilled continuously at
     `limit / 60` per second and full at the start. A request whose prompt + max_tokens exceeds the
     token bucket can never be admitted and is refused with a 400 rather than a 429.
+
+    `refund_unused`: whether the unused part of max_tokens goes back into the token bucket when an
+    answer ends. Off by default, as OpenAI behaves: the reservation counted on arrival stands.
     """
 
     rpm: int | None = None
     tpm: int | None = None
     window_s: float = 2.0
+    refund_unused: bool = False
 
     def __post_init__(self) -> None:
         _check(self.rpm is None or self.rpm > 0, f"rpm must be positive, got {self.rpm}")
@@ -121,6 +125,9 @@ class FakeSettings:
     seed: int = 0
     replies: tuple[FakeReply, ...] = ()
     label: str = "[rehearsal]"
+    # False: send no rate-limit headers at all (vLLM, Ollama, llama.cpp, most gateways); a 429
+    # still carries retry-after.
+    rate_headers: bool = True
 
     def __post_init__(self) -> None:
         _check(self.latency_s >= 0, f"latency_s must not be negative, got {self.latency_s}")

@@ -129,7 +129,8 @@ class ProviderSet:
         rpm = limits.rpm if limits and limits.rpm else defaults.rpm
         tpm = limits.tpm if limits and limits.tpm else defaults.tpm
         return FakeSettings(
-            limits=FakeLimits(rpm=rpm, tpm=tpm),
+            # Rehearsal gives unused max_tokens back, as before the fake server's default changed.
+            limits=FakeLimits(rpm=rpm, tpm=tpm, refund_unused=True),
             latency_s=self._config.rehearsal.latency_s,
             # latency_s = 0 asks for no simulated latency at all, per token included.
             per_token_s=defaults.per_token_s if self._config.rehearsal.latency_s > 0 else 0.0,

@@ -62,6 +62,10 @@ class RateSnapshot:
     limit_output_tokens: int | None = None
     remaining_output_tokens: int | None = None
     retry_after_s: float | None = None
+    reset_input_tokens_s: float | None = None
+    reset_output_tokens_s: float | None = None
+    # Resets given as timestamps (Anthropic): whole seconds, and the provider's clock is not ours.
+    reset_from_timestamp: bool | None = None
 
     @property
     def empty(self) -> bool:

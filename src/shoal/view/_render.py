@@ -87,7 +87,7 @@ def _budget_table(status: dict[str, Any]) -> ModelRows:
     rows: list[tuple[str, list[str]]] = []
     for model in status["models"]:
         budget, usage = model["budget"], model["usage"]
-        token_kind = "tpm" if budget is None or "tpm" in (budget.get("limits") or {}) else "itpm"
+        token_kind = "itpm" if budget is not None and "itpm" in (budget.get("limits") or {}) else "tpm"
         tokens = _limit_cell(usage, budget, token_kind)
         if token_kind == "itpm":
             tokens = f"in {tokens}, out {_limit_cell(usage, budget, 'otpm')}"
