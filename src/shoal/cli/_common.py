@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Annotated
+
+import typer
 
 from ..config import ShoalConfig
 from ..engine import Job
+from ..errors import InputError
 from ..pricing import PriceBook
 from ..providers import ModelRef, by_model_key
 
-__all__ = ["totals_line", "unpriced_warning", "with_overrides"]
+__all__ = ["ConcurrencyOption", "totals_line", "unpriced_warning", "with_overrides"]
+
+ConcurrencyOption = Annotated[
+    str | None,
+    typer.Option("--concurrency", help='Requests in flight, or "auto" (found from throughput).'),
+]
 
 
-def with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float | None) -> ShoalConfig:
+def _concurrency(value: str | int) -> int | str:
+    if isinstance(value, int) or value.strip().lower() == "auto":
+        return value if isinstance(value, int) else "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InputError(f"--concurrency must be a positive integer or 'auto', not '{value}'")
+    return number
+
+
+def with_overrides(config: ShoalConfig, concurrency: str | int | None, max_cost: float | None) -> ShoalConfig:
     """shoal.toml's [job] settings with the command line's --concurrency and --max-cost on top."""
     updates: dict[str, object] = {}
     if concurrency is not None:
-        updates["concurrency"] = concurrency
+        updates["concurrency"] = _concurrency(concurrency)
     if max_cost is not None:
         updates["max_cost_usd"] = max_cost
     if not updates:

@@ -17,7 +17,7 @@ from ..jobs import STAGE as MAP_STAGE
 from ..jobs import MapResult, load_schema, plan_map, run_map
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
-from ._common import totals_line, unpriced_warning, with_overrides
+from ._common import ConcurrencyOption, totals_line, unpriced_warning, with_overrides
 from ._runtime import run_async, say
 
 __all__ = ["map_command"]
@@ -50,9 +50,7 @@ def map_command(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Answer budget per call.")
     ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, help="Requests in flight.")
-    ] = None,
+    concurrency: ConcurrencyOption = None,
     max_cost: Annotated[
         float | None, typer.Option("--max-cost", min=0.0, help="Stop before this many USD.")
     ] = None,

@@ -86,7 +86,7 @@ def run_plan_command(
     yes: bool,
     canary: int | None,
     mode: str,
-    concurrency: int | None,
+    concurrency: str | None,
     max_cost: float | None,
     config_path: Path | None,
 ) -> int:

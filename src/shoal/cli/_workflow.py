@@ -95,7 +95,7 @@ def run_workflow_command(
     *,
     args: list[str],
     yes: bool,
-    concurrency: int | None,
+    concurrency: str | None,
     max_cost: float | None,
     config_path: Path | None,
 ) -> int:

@@ -16,9 +16,12 @@ from ..config import ModelLimits, Price, ShoalConfig
 from ..journal import Journal, RunStatus, WorkspaceLock
 from ..pricing import PriceBook
 from ..providers import ProviderSet, by_model_key
+from ._autotune import TunerSettings
 from ._caller import ModelCaller, ProviderSource, RetryPolicy
 from ._ledger import Ledger
+from ._outage import OutageSettings
 from ._stop import StopSignal
+from ._timeouts import TimeoutSettings
 
 __all__ = ["Job", "Workspace", "open_job"]
 
@@ -97,6 +100,7 @@ async def open_job(
                 settings=budget_settings or BudgetSettings(max_pause_s=settings.max_pause_s),
             )
             providers = providers or ProviderSet(config, env)
+            auto = settings.concurrency == "auto"
             caller = ModelCaller(
                 job=name,
                 run_id=run_id,
@@ -110,9 +114,15 @@ async def open_job(
                     max_rate_limited=settings.max_rate_limited,
                     request_timeout_s=settings.request_timeout_s,
                 ),
-                concurrency=settings.concurrency,
+                concurrency=settings.max_concurrency if auto else int(settings.concurrency),
                 clock=clock,
                 rng=rng,
+                outage_settings=OutageSettings(max_outage_s=settings.max_outage_s),
+                timeout_settings=TimeoutSettings(
+                    ceiling_s=settings.request_timeout_s,
+                    floor_s=min(settings.request_timeout_min_s, settings.request_timeout_s),
+                ),
+                auto_concurrency=TunerSettings(maximum=settings.max_concurrency) if auto else None,
             )
             job = Job(name, run_id, config, journal, caller, ledger, budgets, providers, stop, clock)
             try:
