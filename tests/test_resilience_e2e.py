@@ -90,6 +90,13 @@ def test_provider_down_for_30_s_mid_job_every_record_finishes(workspace: Path) -
     (duration,) = journal_rows(workspace, "SELECT detail FROM events WHERE kind = 'outage_end'")[0]
     assert json.loads(duration)["duration_s"] >= 25
     assert journal_rows(workspace, "SELECT count(*) FROM items WHERE status = 'failed'")[0][0] == 0
+    status = run_shoal(workspace, "status", "--json")
+    assert json.loads(status.stdout)["outages"] == {
+        "run": len(kinds) // 2,
+        "job": len(kinds) // 2,
+        "down": {},
+    }
+    assert "provider outages ridden out: 1 this run" in run_shoal(workspace, "status").stdout
 
 
 @pytest.mark.timeout(300)

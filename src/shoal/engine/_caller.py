@@ -55,7 +55,7 @@ class ProviderSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_attempts: int = 5  # per call, for transient errors and bad answers
+    max_attempts: int = 5  # per call, for its own failures: bad answers, errors while others succeed
     max_rate_limited: int = 30  # 429s one call may meet before it fails
     max_provider_failures: int = 30  # failures judged the provider's (not the call's) before it fails
     backoff_base_s: float = 0.5

@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = ["AdaptiveTimeouts", "TimeoutSettings"]
 
+_RESORT_EVERY = 10
 # (model, max_tokens group, timeout_s, percentile latency_s) when a group's timeout moves a lot.
 AdaptedSink = Callable[[dict[str, Any]], None]
 
@@ -41,7 +42,8 @@ class _Group:
     latencies: deque[float]
     stretch: float = 1.0
     reported: float | None = None
-    cached: float | None = field(default=None)
+    cached: float | None = field(default=None)  # the percentile, recomputed every few answers
+    fresh: int = 0  # answers since it was computed
 
 
 class AdaptiveTimeouts:
@@ -69,6 +71,7 @@ class AdaptiveTimeouts:
             return settings.ceiling_s
         if group.cached is None:
             group.cached = self._percentile(group.latencies)
+            group.fresh = 0
         learned = max(settings.floor_s, group.cached * settings.factor) * group.stretch
         return min(settings.ceiling_s, learned)
 
@@ -76,7 +79,9 @@ class AdaptiveTimeouts:
         """An answer arrived after `latency_s`."""
         group = self._group(model, max_tokens)
         group.latencies.append(latency_s)
-        group.cached = None
+        group.fresh += 1
+        if group.fresh >= _RESORT_EVERY or len(group.latencies) <= self.settings.min_samples:
+            group.cached = None  # sorting the window on every answer would cost more than it tells
         group.stretch = max(1.0, group.stretch / 2)
         self._report(model, max_tokens, group)
 

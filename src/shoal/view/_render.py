@@ -133,6 +133,13 @@ def _footer(status: dict[str, Any]) -> list[Text]:
                 f"   429s {count(run['rate_limited'])}, retries {count(run['retries'])}"
             )
         )
+    outages = status.get("outages") or {}
+    for provider, down_for in (outages.get("down") or {}).items():
+        lines.append(
+            Text(f"{provider} answers nothing for {duration(down_for)}: waiting, probing", style="yellow")
+        )
+    if outages.get("job"):
+        lines.append(Text(f"provider outages ridden out: {outages['run']} this run, {outages['job']} job"))
     lines.append(
         Text(
             f"tokens {count(job['input_tokens'])} in / {count(job['output_tokens'])} out / "
