@@ -8,8 +8,9 @@ for a slot), and moves the limit:
 - start: double the limit while throughput grows by more than `gain`; at the first doubling that
   does not pay, go back to the best limit seen;
 - hold and probe: after a few windows at the limit, try one step up (kept if throughput grows by
-  more than `gain`) or one step down (kept if throughput stays within `gain`: the same work with
-  less queueing). A probe that fails is undone and the next one waits twice as long;
+  more than `gain`) or one step down (kept if throughput stays within `gain` of the best seen at
+  this level, so small losses cannot add up step after step: the same work with less queueing).
+  A probe that fails is undone and the next one waits twice as long;
 - a 429 or 503 cuts the limit to `cut` of itself (at most once a second) and starts over from there.
 """
 
@@ -35,7 +36,7 @@ class TunerSettings:
     maximum: int = 128
     gain: float = 0.05  # a throughput change smaller than this share is noise
     cut: float = 0.7  # share of the limit kept after a 429 or 503
-    min_samples: int = 16  # answers per measurement window (at least twice the limit)
+    min_samples: int = 24  # answers per measurement window (at least three times the limit)
     max_hold: int = 8  # most windows between probes
 
 
@@ -62,6 +63,7 @@ class ConcurrencyTuner:
         self._best: tuple[int, float] | None = None  # (limit, answers/s) during the start
         self._base_limit = limiter.limit
         self._base_rate: float | None = None
+        self._peak = 0.0  # best answers/s seen since the last start; decays slowly
         self._hold = 1  # windows between probes
         self._hold_left = 1
         self._up_next = False
@@ -90,7 +92,7 @@ class ConcurrencyTuner:
             self._started = now
             return
         self._count += 1
-        if self._count < max(self.settings.min_samples, 2 * limiter.limit):
+        if self._count < max(self.settings.min_samples, 3 * limiter.limit):
             return
         elapsed = now - self._started
         if elapsed <= 0:
@@ -110,11 +112,14 @@ class ConcurrencyTuner:
         # Start over from the cut limit: double again while that pays.
         self._phase = _Phase.START
         self._best = None
+        self._peak = 0.0
         self._set(max(1, math.floor(self.limit * self.settings.cut)), "congested", None)
 
     def _decide(self, rate: float) -> None:
         gain = self.settings.gain
         limit = self.limit
+        # Conditions change (the server gets busier): an old peak must not block every step down.
+        self._peak *= 0.99
         if self._phase is _Phase.START:
             if self._best is None or rate > self._best[1] * (1 + gain):
                 self._best = (limit, rate)
@@ -124,21 +129,24 @@ class ConcurrencyTuner:
             self._phase = _Phase.HOLD
             best_limit, best_rate = self._best
             self._base_limit, self._base_rate = best_limit, best_rate
+            self._peak = max(self._peak, best_rate, rate)
             self._hold = self._hold_left = 1
             if best_limit != limit:
                 self._set(best_limit, "best", rate)
             return
         if self._phase is _Phase.HOLD:
             self._base_rate = rate if self._base_rate is None else (self._base_rate + rate) / 2
+            self._peak = max(self._peak, self._base_rate)
             self._hold_left -= 1
             if self._hold_left <= 0:
                 self._probe(rate)
             return
         base = self._base_rate or rate
         went_up = self.limit > self._base_limit
-        kept = rate > base * (1 + gain) if went_up else rate >= base * (1 - gain)
+        kept = rate > base * (1 + gain) if went_up else rate >= max(base, self._peak) * (1 - gain)
         if kept:
             self._base_limit, self._base_rate = self.limit, rate
+            self._peak = max(self._peak, rate)
             self._phase = _Phase.HOLD
             self._hold = self._hold_left = 1
             self._up_next = went_up  # keep going the same way
