@@ -77,8 +77,8 @@ def hang_cases(python: str, adaptive_keys: bool) -> None:
     for name, job in cases.items():
         if not adaptive_keys and name != "fixed 30 s":
             continue
-        figures = run_map(python, settings, 200, job, adaptive_keys=adaptive_keys)
-        print(f"  hang 10%, 200 records, {name:30}: {figures}", flush=True)
+        figures = run_map(python, settings, 400, job, adaptive_keys=adaptive_keys)
+        print(f"  hang 10%, 400 records, {name:30}: {figures}", flush=True)
 
 
 def outage_cases(python: str, adaptive_keys: bool) -> None:
