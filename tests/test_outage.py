@@ -118,3 +118,15 @@ async def test_an_abandoned_probe_lets_another_caller_probe() -> None:
     gate.abandon(first)  # stopped before sending
     await settle()
     assert waiter.done() and waiter.result().probe
+
+
+async def test_requests_that_hung_while_others_were_answered_do_not_open_an_outage() -> None:
+    clock, events = VirtualClock(), []
+    gate = gate_with(events, clock)
+    answer_many(gate, 30)
+    hung = [gate.ticket(f"hung-{i}") for i in range(6)]  # all sent, then others were answered
+    answer_many(gate, 3, prefix="meanwhile")
+    # The job's tail: only the hung ones are left, and they time out one after another.
+    verdicts = [gate.failed(ticket, "no answer within 10s") for ticket in hung]
+    assert Verdict.OUTAGE not in verdicts and verdicts[-1] is Verdict.FLAKY  # six hangs: not healthy
+    assert not gate.down and events == []

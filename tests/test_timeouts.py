@@ -44,8 +44,12 @@ def test_a_provider_that_became_slower_stretches_the_timeout_back_to_the_ceiling
     for _ in range(20):
         timeouts.observe("m", 100, 1.0)
     assert timeouts.timeout_for("m", 100) == 3.0
-    timeouts.timed_out("m", 100)  # one hang among many answers: back to normal after an answer
-    timeouts.observe("m", 100, 1.0)
+    for _ in range(5):  # requests that hung while others of the group were answered
+        timeouts.timed_out("m", 100, answered_meanwhile=True)
+    assert timeouts.timeout_for("m", 100) == 3.0
+    timeouts.timed_out("m", 100)  # nothing answered while it was out: wait longer next time
+    assert timeouts.timeout_for("m", 100) == 6.0
+    timeouts.observe("m", 100, 1.0)  # an answer: back to normal
     assert timeouts.timeout_for("m", 100) == 3.0
     for _ in range(8):  # everything times out now
         timeouts.timed_out("m", 100)

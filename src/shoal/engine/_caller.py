@@ -394,10 +394,12 @@ class ModelCaller:
         model_key, max_tokens = spec.model.key, spec.demand.max_tokens
         token = _request_timeout.set(self.timeouts.timeout_for(model_key, max_tokens))
         started = self._clock.now()
+        answers = self.timeouts.answers(model_key, max_tokens)
         try:
             reply = await spec.send()
         except RequestTimeout:
-            self.timeouts.timed_out(model_key, max_tokens)
+            meanwhile = self.timeouts.answers(model_key, max_tokens) > answers
+            self.timeouts.timed_out(model_key, max_tokens, answered_meanwhile=meanwhile)
             raise
         finally:
             _request_timeout.reset(token)

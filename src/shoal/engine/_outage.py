@@ -8,7 +8,9 @@ against that window:
   (`healthy_share`): the failure is the call's own and spends one of its attempts (`Verdict.CALL`);
 - the provider fails many calls: the failure is the provider's, the call backs off and goes again
   without spending an attempt (`Verdict.FLAKY`, bounded by the caller's own cap);
-- `failures_to_open` failures in a row with no answer between: an outage (`Verdict.OUTAGE`). The
+- `failures_to_open` failures in a row, none of them with an answer to another call while it was
+  out (a request that hung while others were answered is not evidence of an outage), and no answer
+  between them: an outage (`Verdict.OUTAGE`). The
   gate closes, every caller of the provider waits, and one probe request at a time is let through,
   with exponential backoff, until the provider answers anything at all; then the gate reopens.
 
@@ -52,7 +54,7 @@ class OutageSettings:
     min_samples: int = 10  # fewer outcomes than this: health unknown, failures are not counted
     healthy_share: float = 0.05  # at most this share of recent calls failed: the provider is healthy
     probe_base_s: float = 1.0  # first probe this long after the outage opens, then doubling
-    probe_max_s: float = 30.0
+    probe_max_s: float = 10.0  # a provider that is back is found within this long
     max_outage_s: float = 600.0
 
 
@@ -152,7 +154,6 @@ class OutageGate:
         """A transient failure; returns whose it is."""
         self.last_error = error
         now = self._clock.now()
-        self._in_a_row += 1
         if self._down_since is not None:
             if ticket.probe:
                 self._probing = False
@@ -162,12 +163,15 @@ class OutageGate:
             return Verdict.OUTAGE
         share = self.share(excluding=ticket.key)
         self._recent.append((ticket.key, True))
+        if self._answers > ticket.answers_before:
+            # The provider answered others while this one was out: not a sign of an outage.
+            if share is not None and share <= self.settings.healthy_share:
+                return Verdict.CALL
+            return Verdict.FLAKY
+        self._in_a_row += 1
         if self._in_a_row >= self.settings.failures_to_open:
             self._open(now, error)
             return Verdict.OUTAGE
-        answered_meanwhile = self._answers > ticket.answers_before
-        if answered_meanwhile and share is not None and share <= self.settings.healthy_share:
-            return Verdict.CALL
         return Verdict.FLAKY
 
     def abandon(self, ticket: Ticket) -> None:

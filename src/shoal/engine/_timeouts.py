@@ -6,9 +6,10 @@ answer length drives latency); once a group has `min_samples` answers, its timeo
 percentile of their latency times `factor`, kept between `floor_s` and `ceiling_s`. Before that
 the ceiling (the configured request_timeout_s) applies.
 
-A timeout doubles the group's stretch and an answer halves it (never below 1), so when most
-requests of a group time out (the provider became slower) the timeout climbs back towards the
-ceiling instead of cutting off every answer; an occasional hang does not move it.
+A timeout during which no other request of the group was answered doubles the group's stretch,
+and an answer halves it (never below 1): when requests time out and nothing is answered (the
+provider became much slower) the timeout climbs back towards the ceiling instead of cutting off
+every answer, while a request that hung as others were answered does not move it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class _Group:
     reported: float | None = None
     cached: float | None = field(default=None)  # the percentile, recomputed every few answers
     fresh: int = 0  # answers since it was computed
+    answers: int = 0
 
 
 class AdaptiveTimeouts:
@@ -79,14 +81,21 @@ class AdaptiveTimeouts:
         """An answer arrived after `latency_s`."""
         group = self._group(model, max_tokens)
         group.latencies.append(latency_s)
+        group.answers += 1
         group.fresh += 1
         if group.fresh >= _RESORT_EVERY or len(group.latencies) <= self.settings.min_samples:
             group.cached = None  # sorting the window on every answer would cost more than it tells
         group.stretch = max(1.0, group.stretch / 2)
         self._report(model, max_tokens, group)
 
-    def timed_out(self, model: str, max_tokens: int) -> None:
+    def answers(self, model: str, max_tokens: int) -> int:
+        """Answers counted so far in the group (to tell whether any came while a request was out)."""
+        return self._group(model, max_tokens).answers
+
+    def timed_out(self, model: str, max_tokens: int, *, answered_meanwhile: bool = False) -> None:
         group = self._group(model, max_tokens)
+        if answered_meanwhile:
+            return  # this request hung; the others show the provider's latency has not changed
         group.stretch = min(group.stretch * 2, 1e6)
         self._report(model, max_tokens, group)
 
