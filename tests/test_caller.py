@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import pytest
 from shoal.budget import BudgetSettings
 from shoal.config import JobSettings, ModelLimits, ShoalConfig
 from shoal.engine import CallSpec, Job, Stopped, StopSignal, Workspace, open_job
+from shoal.engine._outage import OutageBook, OutageSettings
 from shoal.errors import BudgetExhausted, PermanentError, RateLimited, TransientError
 from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
 
@@ -181,14 +183,20 @@ async def test_a_provider_that_answers_nothing_drains_the_job_instead_of_failing
 
 
 async def test_a_call_rides_out_an_outage_and_the_journal_tells_when(open_scripted, workspace: Path) -> None:
-    provider = Scripted([fail(TransientError("Connection error.")) for _ in range(6)] + [ok("back again")])
+    # Five failures open the outage, then eight probes fail before the provider answers again.
+    provider = Scripted([fail(TransientError("Connection error.")) for _ in range(13)] + [ok("back again")])
     async with open_scripted(provider, config(max_attempts=2)) as job:
-        job.caller._policy = type(job.caller._policy)(max_attempts=2, backoff_base_s=0.01)
-        result = await job.caller.call(spec())
+        caller = job.caller
+        caller._policy = type(caller._policy)(max_attempts=2, max_provider_failures=5, backoff_base_s=0.01)
+        fast_probes = OutageSettings(probe_base_s=0.01, probe_max_s=0.05)
+        caller.outages = OutageBook(
+            settings=fast_probes, clock=job.clock, rng=random.Random(0), on_event=caller._event
+        )
+        result = await caller.call(spec())
     events = events_of(workspace, "outage%")
-    assert result.text == "back again" and result.attempts == 7
+    assert result.text == "back again" and result.attempts == 14  # probes count against no limit
     assert [kind for kind, _ in events] == ["outage_start", "outage_end"]
-    assert json.loads(events[1][1])["probes"] >= 1
+    assert json.loads(events[1][1])["probes"] == 9
 
 
 async def test_permanent_errors_are_not_retried(open_scripted) -> None:

@@ -133,11 +133,12 @@ class _Tally:
 
     own: int = 0  # the call's own failures: bad answers, errors while the provider is healthy
     limited: int = 0  # 429s
-    provider: int = 0  # transient failures judged the provider's (many calls failing, an outage)
+    provider: int = 0  # transient failures judged the provider's (many calls failing)
+    outage: int = 0  # failures during an outage: bounded by max_outage_s, not by a count
 
     @property
     def sent(self) -> int:
-        return self.own + self.limited + self.provider
+        return self.own + self.limited + self.provider + self.outage
 
 
 class ModelCaller:
@@ -262,12 +263,14 @@ class ModelCaller:
             self._congested()
             tally.limited += 1
             return None if tally.limited >= policy.max_rate_limited else 0.0  # the budget pauses
-        if verdict is Verdict.FLAKY or verdict is Verdict.OUTAGE:
+        if verdict is Verdict.OUTAGE:
+            tally.outage += 1
+            delay = 0.0  # the gate does the waiting
+        elif verdict is Verdict.FLAKY:
             tally.provider += 1
             if tally.provider >= policy.max_provider_failures:
                 return None
-            # During an outage the gate does the waiting; otherwise back off as usual.
-            delay = 0.0 if verdict is Verdict.OUTAGE else self._backoff(tally.provider, exc)
+            delay = self._backoff(tally.provider, exc)
         elif isinstance(exc, TransientError | BadAnswer):
             tally.own += 1
             if tally.own >= policy.max_attempts:
