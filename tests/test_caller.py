@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +14,8 @@ import pytest
 
 from shoal.budget import BudgetSettings
 from shoal.config import JobSettings, ModelLimits, ShoalConfig
-from shoal.engine import CallSpec, Job, StopSignal, Workspace, open_job
+from shoal.engine import CallSpec, Job, Stopped, StopSignal, Workspace, open_job
+from shoal.engine._outage import OutageBook, OutageSettings
 from shoal.errors import BudgetExhausted, PermanentError, RateLimited, TransientError
 from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
 
@@ -107,13 +111,95 @@ async def test_empty_and_truncated_answers_are_retried_and_never_kept(open_scrip
     assert outcomes == ["empty", "truncated", "ok"]
 
 
-async def test_transient_errors_retry_until_the_attempts_run_out(open_scripted) -> None:
-    provider = Scripted([fail(TransientError("HTTP 503", status=503))])
+@dataclass
+class Poisoned:
+    """Answers every prompt but one, which always fails with a 503; a little latency so calls overlap."""
+
+    received: list[str] = field(default_factory=list)
+    down: bool = False
+
+    def get(self, provider: str) -> Poisoned:
+        return self
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        prompt = request.messages[-1].content
+        self.received.append(prompt)
+        # The poisoned prompt is slower, so other answers always arrive while it is out.
+        await asyncio.sleep(0.03 if prompt == "poison" else 0.005)
+        if self.down or prompt == "poison":
+            raise TransientError("HTTP 503", status=503)
+        return ModelReply("fine answer", Usage(20, 10), "stop")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def scoped(scope: str, prompt: str) -> CallSpec:
+    request = ModelRequest(MODEL.name, (Message("user", prompt),), 100, None)
+    return CallSpec(scope=scope, stage="map", model=MODEL, request=request)
+
+
+async def test_a_call_failing_while_the_provider_answers_others_spends_its_attempts(open_scripted) -> None:
+    provider = Poisoned()
     async with open_scripted(provider, config(max_attempts=3)) as job:
-        job.caller._policy = type(job.caller._policy)(max_attempts=3, backoff_base_s=0.001)
-        with pytest.raises(TransientError):
+        job.caller._policy = type(job.caller._policy)(max_attempts=3, backoff_base_s=0.01)
+        for index in range(20):  # the provider is known to answer
+            await job.caller.call(scoped(f"warm-{index}", f"prompt {index}"))
+        done = asyncio.Event()
+
+        async def others() -> None:
+            index = 0
+            while not done.is_set():
+                index += 1
+                await job.caller.call(scoped(f"other-{index}", f"other prompt {index}"))
+
+        background = asyncio.create_task(others())
+        try:
+            with pytest.raises(TransientError):
+                await job.caller.call(scoped("item-poison", "poison"))
+        finally:
+            done.set()
+            await background
+    assert provider.received.count("poison") == 3  # its own failures: max_attempts, not more
+
+
+def events_of(workspace: Path, pattern: str) -> list[tuple[str, str]]:
+    """Events as written once the job has closed (events are written behind the job's back)."""
+    with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
+        return conn.execute(
+            "SELECT kind, detail FROM events WHERE kind LIKE ? ORDER BY id", (pattern,)
+        ).fetchall()
+
+
+async def test_a_provider_that_answers_nothing_drains_the_job_instead_of_failing_items(
+    open_scripted, workspace: Path
+) -> None:
+    provider = Poisoned(down=True)
+    async with open_scripted(provider, config(max_attempts=2, max_outage_s=1.5)) as job:
+        job.caller._policy = type(job.caller._policy)(max_attempts=2, backoff_base_s=0.01)
+        with pytest.raises(Stopped):
             await job.caller.call(spec())
-    assert len(provider.received) == 3
+        assert job.stop.reason is not None and "answered nothing" in job.stop.reason
+        assert job.caller.stats.failed == 0  # resumable: the item did not fail for good
+    assert [kind for kind, _ in events_of(workspace, "outage%")] == ["outage_start"]
+    assert len(provider.received) > 2  # more tries than max_attempts: the outage's are not the item's
+
+
+async def test_a_call_rides_out_an_outage_and_the_journal_tells_when(open_scripted, workspace: Path) -> None:
+    # Five failures open the outage, then eight probes fail before the provider answers again.
+    provider = Scripted([fail(TransientError("Connection error.")) for _ in range(13)] + [ok("back again")])
+    async with open_scripted(provider, config(max_attempts=2)) as job:
+        caller = job.caller
+        caller._policy = type(caller._policy)(max_attempts=2, max_provider_failures=5, backoff_base_s=0.01)
+        fast_probes = OutageSettings(probe_base_s=0.01, probe_max_s=0.05)
+        caller.outages = OutageBook(
+            settings=fast_probes, clock=job.clock, rng=random.Random(0), on_event=caller._event
+        )
+        result = await caller.call(spec())
+    events = events_of(workspace, "outage%")
+    assert result.text == "back again" and result.attempts == 14  # probes count against no limit
+    assert [kind for kind, _ in events] == ["outage_start", "outage_end"]
+    assert json.loads(events[1][1])["probes"] == 9
 
 
 async def test_permanent_errors_are_not_retried(open_scripted) -> None:

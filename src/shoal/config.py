@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -68,14 +69,19 @@ class Price(_Strict):
 
 
 class JobSettings(_Strict):
-    concurrency: int = Field(default=16, gt=0, le=10_000)  # ceiling of requests in flight, whole job
+    # Ceiling of requests in flight, whole job; "auto": found from throughput, up to max_concurrency.
+    concurrency: Annotated[int, Field(gt=0, le=10_000)] | Literal["auto"] = 16
     max_cost_usd: float | None = Field(default=None, gt=0)
     max_attempts: int = Field(default=5, gt=0, le=50)  # per call, for errors other than 429
     max_rate_limited: int = Field(default=30, gt=0)  # 429s one call may meet before it fails
-    request_timeout_s: float = Field(default=120.0, gt=0)
+    request_timeout_s: float = Field(default=120.0, gt=0)  # the most a request waits for its answer
     max_pause_s: float = Field(default=60.0, gt=0)  # longest job-wide pause one 429 may cause
     max_tokens: int = Field(default=1024, gt=0)  # default answer budget per call
     same_failure_limit: int = Field(default=10, ge=0)  # alike call failures in a row that stop; 0: off
+    max_concurrency: int = Field(default=128, gt=0, le=10_000)  # the most "auto" concurrency tries
+    # Learned timeouts (a high percentile of similar requests' latency, times a factor) stay above this.
+    request_timeout_min_s: float = Field(default=10.0, gt=0)
+    max_outage_s: float = Field(default=600.0, gt=0)  # a provider down this long drains the job
 
 
 class PlanSettings(_Strict):

@@ -11,6 +11,7 @@ The hierarchy::
         ├── ModelCallError         one model request failed (status, retry_after, model)
         │   ├── RateLimited        429: the whole job pauses, the request is queued again
         │   ├── TransientError     connection error, timeout or 5xx: retried with backoff
+        │   │   └── RequestTimeout no answer within the job's (adaptive) request timeout
         │   ├── BadAnswer          empty, or cut off by the token limit: retried, never kept
         │   └── PermanentError     any other 4xx: retrying cannot help
         └── BudgetExhausted        the next call could exceed max_cost_usd
@@ -29,6 +30,7 @@ __all__ = [
     "ModelCallError",
     "PermanentError",
     "RateLimited",
+    "RequestTimeout",
     "RunError",
     "ShoalError",
     "TransientError",
@@ -99,6 +101,10 @@ class TransientError(ModelCallError):
     @property
     def outcome(self) -> str:
         return "transient"
+
+
+class RequestTimeout(TransientError):
+    """No answer within the request timeout."""
 
 
 class BadAnswer(ModelCallError):

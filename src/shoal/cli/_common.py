@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Annotated
 
+import typer
 from pydantic import ValidationError
 
 from ..config import ShoalConfig
@@ -12,14 +14,31 @@ from ..errors import InputError, UsageError
 from ..pricing import PriceBook
 from ..providers import ModelRef
 
-__all__ = ["refuse_unpriced", "totals_line", "with_overrides"]
+__all__ = ["ConcurrencyOption", "refuse_unpriced", "totals_line", "with_overrides"]
+
+ConcurrencyOption = Annotated[
+    str | None,
+    typer.Option("--concurrency", help='Requests in flight, or "auto" (found from throughput).'),
+]
 
 
-def with_overrides(config: ShoalConfig, concurrency: int | None, max_cost: float | None) -> ShoalConfig:
+def _concurrency(value: str | int) -> int | str:
+    if isinstance(value, int) or value.strip().lower() == "auto":
+        return value if isinstance(value, int) else "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InputError(f"--concurrency must be a positive integer or 'auto', not '{value}'")
+    return number
+
+
+def with_overrides(config: ShoalConfig, concurrency: str | int | None, max_cost: float | None) -> ShoalConfig:
     """shoal.toml's [job] settings with the command line's --concurrency and --max-cost on top."""
     updates: dict[str, object] = {}
     if concurrency is not None:
-        updates["concurrency"] = concurrency
+        updates["concurrency"] = _concurrency(concurrency)
     if max_cost is not None:
         updates["max_cost_usd"] = max_cost
     if not updates:

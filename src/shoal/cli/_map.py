@@ -19,7 +19,7 @@ from ..jobs import MapResult, load_schema, plan_map, run_map
 from ..preflight import check_max_tokens, check_output_file, check_template, check_workspace
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
-from ._common import refuse_unpriced, totals_line, with_overrides
+from ._common import ConcurrencyOption, refuse_unpriced, totals_line, with_overrides
 from ._map_roles import RolesOptions, run_roles_command
 from ._runtime import resume_argv, run_async, say
 
@@ -60,9 +60,7 @@ def map_command(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", min=1, help="Answer budget per call.")
     ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, help="Requests in flight.")
-    ] = None,
+    concurrency: ConcurrencyOption = None,
     max_cost: Annotated[
         float | None, typer.Option("--max-cost", min=0.0, help="Stop before this many USD.")
     ] = None,

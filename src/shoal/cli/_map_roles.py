@@ -27,7 +27,7 @@ class RolesOptions:
     model: str | None
     id_field: str | None
     max_tokens: int | None
-    concurrency: int | None
+    concurrency: str | int | None
     max_cost: float | None
     config_path: Path | None
     retry_failed: bool

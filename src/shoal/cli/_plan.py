@@ -94,7 +94,7 @@ def run_plan_command(
     yes: bool,
     canary: int | None,
     mode: str,
-    concurrency: int | None,
+    concurrency: str | None,
     max_cost: float | None,
     config_path: Path | None,
     retry_needs_review: bool = False,

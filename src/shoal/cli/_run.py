@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ._common import ConcurrencyOption
 from ._runtime import say
 
 __all__ = ["run_command"]
@@ -23,9 +24,7 @@ def run_command(
     ] = None,
     mode: Annotated[str, typer.Option("--mode", help="Plans: phased (default) or pipeline.")] = "phased",
     arg: Annotated[list[str] | None, typer.Option("--arg", help="Workflows: key=value, repeatable.")] = None,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, help="Requests in flight.")
-    ] = None,
+    concurrency: ConcurrencyOption = None,
     max_cost: Annotated[
         float | None, typer.Option("--max-cost", min=0.0, help="Stop before this many USD.")
     ] = None,

@@ -94,7 +94,7 @@ def run_workflow_command(
     *,
     args: list[str],
     yes: bool,
-    concurrency: int | None,
+    concurrency: str | None,
     max_cost: float | None,
     config_path: Path | None,
     retry_failed: bool = False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -72,6 +72,18 @@ def fake_server(
         Path | None,
         typer.Option("--replies", help='JSON list of scripted replies: [{"match", "reply", "times"?}].'),
     ] = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option("--capacity", help="Requests in flight past which latency grows in proportion."),
+    ] = None,
+    outage_after: Annotated[
+        float | None,
+        typer.Option("--outage-after", help="Start an outage this many seconds after the first request."),
+    ] = None,
+    outage_for: Annotated[float, typer.Option("--outage-for", help="Seconds the outage lasts.")] = 30.0,
+    outage_mode: Annotated[
+        str, typer.Option("--outage-mode", help="What requests get during the outage: 503 or drop.")
+    ] = "503",
 ) -> None:
     """Serve fake OpenAI (/v1/chat/completions) and Anthropic (/v1/messages) endpoints until Ctrl-C."""
     settings = FakeSettings(
@@ -83,6 +95,7 @@ def fake_server(
         seed=seed,
         replies=_load_replies(replies) if replies is not None else (),
         rate_headers=rate_headers,
+        **_capacity_and_outage(capacity, outage_after, outage_for, outage_mode),
     )
     if not 0 <= port <= 65535:
         raise typer.BadParameter(f"{port} is not a port number (0-65535)", param_hint="--port")
@@ -135,6 +148,21 @@ def _faults(rate: float, kinds: str) -> FaultRates:
         return FaultRates.spread(rate, names)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--faults") from None
+
+
+def _capacity_and_outage(
+    capacity: int | None, outage_after: float | None, outage_for: float, outage_mode: str
+) -> dict[str, Any]:
+    if capacity is not None and capacity < 1:
+        raise typer.BadParameter(f"must be a positive integer, got {capacity}", param_hint="--capacity")
+    if outage_mode not in ("503", "drop"):
+        raise typer.BadParameter(f"must be 503 or drop, got {outage_mode!r}", param_hint="--outage-mode")
+    return {
+        "capacity": capacity,
+        "outage_after_s": None if outage_after is None else _at_least_zero(outage_after, "--outage-after"),
+        "outage_for_s": _at_least_zero(outage_for, "--outage-for"),
+        "outage_mode": outage_mode,
+    }
 
 
 def _at_least_zero(value: float, option: str) -> float:

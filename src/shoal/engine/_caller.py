@@ -4,6 +4,7 @@ the provider, answer checks, settlement, journal record, accounting, retries."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import random
@@ -16,13 +17,17 @@ from jsonschema import Draft202012Validator
 from .._clock import Clock
 from .._tokens import estimate_tokens
 from ..budget import BudgetBook, Demand
-from ..errors import BadAnswer, ModelCallError, RateLimited, TransientError
+from ..errors import BadAnswer, ModelCallError, RateLimited, RequestTimeout, TransientError
 from ..journal import CallRecord, Journal
 from ..providers._refs import ModelRef
 from ..providers._types import ModelReply, ModelRequest, Provider, Usage
+from ._autotune import ConcurrencyTuner, TunerSettings
 from ._ledger import Ledger
+from ._limiter import Limiter
+from ._outage import OutageBook, OutageGate, OutageSettings, OutageTooLong, Ticket, Verdict
 from ._stop import Stopped, StopSignal
 from ._streak import FailureStreak
+from ._timeouts import AdaptiveTimeouts, TimeoutSettings
 
 __all__ = [
     "CallResult",
@@ -37,6 +42,11 @@ __all__ = [
 
 T = TypeVar("T")
 
+# The timeout of the request being sent in this task, set per attempt from the adaptive timeouts.
+_request_timeout: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "shoal_request_timeout", default=None
+)
+
 
 class ProviderSource(Protocol):
     def get(self, provider: str) -> Provider: ...
@@ -46,8 +56,9 @@ class ProviderSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_attempts: int = 5  # per call, for transient errors and bad answers
+    max_attempts: int = 5  # per call, for its own failures: bad answers, errors while others succeed
     max_rate_limited: int = 30  # 429s one call may meet before it fails
+    max_provider_failures: int = 30  # failures judged the provider's (not the call's) before it fails
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     request_timeout_s: float = 120.0
@@ -120,6 +131,20 @@ def call_key(spec: CallSpec) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What one call's tries have met so far."""
+
+    own: int = 0  # the call's own failures: bad answers, errors while the provider is healthy
+    limited: int = 0  # 429s
+    provider: int = 0  # transient failures judged the provider's (many calls failing)
+    outage: int = 0  # failures during an outage: bounded by max_outage_s, not by a count
+
+    @property
+    def sent(self) -> int:
+        return self.own + self.limited + self.provider + self.outage
+
+
 class ModelCaller:
     def __init__(
         self,
@@ -136,6 +161,9 @@ class ModelCaller:
         clock: Clock,
         rng: random.Random,
         streak: FailureStreak | None = None,
+        outage_settings: OutageSettings | None = None,
+        timeout_settings: TimeoutSettings | None = None,
+        auto_concurrency: TunerSettings | None = None,
     ) -> None:
         self.job = job
         self.run_id = run_id
@@ -145,14 +173,36 @@ class ModelCaller:
         self._ledger = ledger
         self._stop = stop
         self._policy = policy
-        self._slots = asyncio.Semaphore(concurrency)
-        self.concurrency = concurrency
+        self._slots = Limiter(concurrency)
+        self.concurrency = concurrency  # the most requests ever in flight (auto: its maximum)
         self._clock = clock
         self._rng = rng
         self._streak = streak
+        self.outages = OutageBook(
+            settings=outage_settings or OutageSettings(), clock=clock, rng=rng, on_event=self._event
+        )
+        self.timeouts = AdaptiveTimeouts(
+            timeout_settings or TimeoutSettings(ceiling_s=policy.request_timeout_s),
+            on_adapted=lambda detail: self._event("timeout_adapted", detail),
+        )
+        self.tuner = (
+            ConcurrencyTuner(
+                self._slots,
+                auto_concurrency,
+                clock=clock,
+                on_change=lambda detail: self._event("concurrency", detail),
+            )
+            if auto_concurrency is not None
+            else None
+        )
         self._validators: dict[str, Draft202012Validator] = {}
         self._stop_waiter: asyncio.Future[None] | None = None
         self.stats = CallStats()
+
+    @property
+    def limit(self) -> int:
+        """Requests allowed in flight now (moves under auto concurrency)."""
+        return self._slots.limit
 
     async def call(self, spec: CallSpec) -> CallResult:
         """Send one plain request (or replay it from the journal), with the job's retries."""
@@ -178,33 +228,89 @@ class ModelCaller:
             self._ledger.record(spec.model.key, spec.stage, usage, stored.cost_usd, replayed=True)
             self.stats.replayed += 1
             return CallResult(key, stored.response, usage, stored.cost_usd, replayed=True, attempts=0)
-        attempts = 0
-        limited = 0
+        tally = _Tally()
+        gate = self.outages.for_provider(spec.model.provider)
         while True:
             self._stop.check()  # while draining, nothing new is sent
+            ticket = await self._admit(gate, key)
             try:
-                reply, cost = await self._attempt(spec, attempts + limited + 1)
-            except RateLimited:
-                limited += 1
-                if limited >= self._policy.max_rate_limited:
+                reply, cost = await self._attempt(spec, tally.sent + 1)
+            except ModelCallError as exc:
+                delay = self._after_failure(spec, exc, gate, ticket, tally)
+                if delay is None:
                     self.stats.failed += 1
                     raise
+                if delay > 0:
+                    await self._interruptible(self._clock.sleep(delay))
                 continue
-            except (TransientError, BadAnswer) as exc:
-                attempts += 1
-                if attempts >= self._policy.max_attempts:
-                    self.stats.failed += 1
-                    raise
-                self.stats.retries += 1
-                self._journal.event(self.run_id, "retry", spec.model.key, scope=spec.scope, error=str(exc))
-                await self._interruptible(self._clock.sleep(self._backoff(attempts, exc)))
-                continue
-            except ModelCallError:
-                self.stats.failed += 1
+            except BaseException:
+                gate.abandon(ticket)
                 raise
-            return CallResult(
-                key, reply.text, reply.usage, cost, replayed=False, attempts=attempts + limited + 1
-            )
+            gate.answered(ticket)
+            return CallResult(key, reply.text, reply.usage, cost, replayed=False, attempts=tally.sent + 1)
+
+    def _after_failure(
+        self, spec: Exchange, exc: ModelCallError, gate: OutageGate, ticket: Ticket, tally: _Tally
+    ) -> float | None:
+        """Whose failure it was, what it counts against; the delay before the next try, None: give up.
+
+        Transient failures are judged by the provider's outage gate: only those the call meets while
+        the provider answers others spend the call's attempts.
+        """
+        policy = self._policy
+        verdict: Verdict | None = None
+        if isinstance(exc, TransientError):
+            verdict = gate.failed(ticket, str(exc))
+            if exc.status == 503 and verdict is not Verdict.OUTAGE:
+                self._congested()  # overloaded; while the server is down there is nothing to tune
+        else:
+            gate.answered(ticket)  # any answer, even a refusal, shows the provider is up
+        if isinstance(exc, RateLimited):
+            self._congested()
+            tally.limited += 1
+            return None if tally.limited >= policy.max_rate_limited else 0.0  # the budget pauses
+        if verdict is Verdict.OUTAGE:
+            tally.outage += 1
+            delay = 0.0  # the gate does the waiting
+        elif verdict is Verdict.FLAKY:
+            tally.provider += 1
+            if tally.provider >= policy.max_provider_failures:
+                return None
+            delay = self._backoff(tally.provider, exc)
+        elif isinstance(exc, TransientError | BadAnswer):
+            tally.own += 1
+            if tally.own >= policy.max_attempts:
+                return None
+            delay = self._backoff(tally.own, exc)
+        else:
+            return None  # permanent: retrying cannot help
+        self.stats.retries += 1
+        detail: dict[str, Any] = {"scope": spec.scope, "error": str(exc)}
+        if verdict is not None:
+            detail["counted"] = verdict.value
+        self._journal.event(self.run_id, "retry", spec.model.key, **detail)
+        return delay
+
+    def _congested(self) -> None:
+        if self.tuner is not None:
+            self.tuner.congested()
+
+    async def _admit(self, gate: OutageGate, key: str) -> Ticket:
+        """Through the provider's outage gate; an outage past max_outage_s drains the job."""
+        if not gate.down:
+            return gate.ticket(key)
+        try:
+            ticket: Ticket = await self._interruptible(gate.admit(key))
+        except OutageTooLong as exc:
+            self._stop.drain(str(exc))
+            raise Stopped(str(exc)) from None
+        return ticket
+
+    def _event(self, kind: str, detail: dict[str, Any]) -> None:
+        """A journal event from the outage gates, the timeouts or the tuner ("model" goes to its column)."""
+        fields = dict(detail)
+        model = fields.pop("model", None)
+        self._journal.event(self.run_id, kind, model, **fields)
 
     def _backoff(self, attempt: int, exc: ModelCallError) -> float:
         delay = min(self._policy.backoff_max_s, self._policy.backoff_base_s * 2 ** (attempt - 1))
@@ -253,7 +359,7 @@ class ModelCaller:
                 self.stats.in_flight += 1
                 self.stats.sent += 1
                 try:
-                    reply = await spec.send()
+                    reply = await self._send_timed(spec)
                 except ModelCallError as exc:
                     budget.settle(permit, None)
                     if isinstance(exc, RateLimited):
@@ -296,14 +402,32 @@ class ModelCaller:
     async def _send(self, provider: Provider, request: ModelRequest) -> ModelReply:
         return await self.with_timeout(provider.complete(request), request.model)
 
-    async def with_timeout(self, awaitable: Awaitable[T], model: str) -> T:
-        """The job's request timeout, as a TransientError (retried like any connection problem)."""
+    async def _send_timed(self, spec: Exchange) -> ModelReply:
+        """Send under the timeout learned for requests like this one; feed the outcome back."""
+        model_key, max_tokens = spec.model.key, spec.demand.max_tokens
+        token = _request_timeout.set(self.timeouts.timeout_for(model_key, max_tokens))
+        started = self._clock.now()
+        answers = self.timeouts.answers(model_key, max_tokens)
         try:
-            return await asyncio.wait_for(awaitable, self._policy.request_timeout_s)
+            reply = await spec.send()
+        except RequestTimeout:
+            meanwhile = self.timeouts.answers(model_key, max_tokens) > answers
+            self.timeouts.timed_out(model_key, max_tokens, answered_meanwhile=meanwhile)
+            raise
+        finally:
+            _request_timeout.reset(token)
+        self.timeouts.observe(model_key, max_tokens, self._clock.now() - started)
+        if self.tuner is not None:
+            self.tuner.completed()
+        return reply
+
+    async def with_timeout(self, awaitable: Awaitable[T], model: str) -> T:
+        """The request timeout (adaptive, at most request_timeout_s), as a RequestTimeout: transient."""
+        timeout = _request_timeout.get() or self._policy.request_timeout_s
+        try:
+            return await asyncio.wait_for(awaitable, timeout)
         except TimeoutError:
-            raise TransientError(
-                f"no answer within {self._policy.request_timeout_s:g}s", model=model
-            ) from None
+            raise RequestTimeout(f"no answer within {timeout:g}s", model=model) from None
 
     def _check(self, reply: ModelReply, request: ModelRequest) -> BadAnswer | None:
         """An empty answer or one cut off by the token limit is a failure, never a result."""

@@ -16,10 +16,13 @@ from ..config import ModelLimits, ShoalConfig
 from ..journal import Journal, RunStatus, WorkspaceLock
 from ..pricing import PriceBook
 from ..providers import ProviderSet, by_model_key
+from ._autotune import TunerSettings
 from ._caller import ModelCaller, ProviderSource, RetryPolicy
 from ._ledger import Ledger
+from ._outage import OutageSettings
 from ._stop import StopSignal
 from ._streak import FailureStreak
+from ._timeouts import TimeoutSettings
 
 __all__ = ["Job", "Workspace", "open_job"]
 
@@ -105,6 +108,7 @@ async def open_job(
                 limit=settings.same_failure_limit,
                 on_trip=lambda reason: journal.event(run_id, "same_failure", None, reason=reason),
             )
+            auto = settings.concurrency == "auto"
             caller = ModelCaller(
                 job=name,
                 run_id=run_id,
@@ -118,10 +122,16 @@ async def open_job(
                     max_rate_limited=settings.max_rate_limited,
                     request_timeout_s=settings.request_timeout_s,
                 ),
-                concurrency=settings.concurrency,
+                concurrency=settings.max_concurrency if auto else int(settings.concurrency),
                 clock=clock,
                 rng=rng,
                 streak=streak,
+                outage_settings=OutageSettings(max_outage_s=settings.max_outage_s),
+                timeout_settings=TimeoutSettings(
+                    ceiling_s=settings.request_timeout_s,
+                    floor_s=min(settings.request_timeout_min_s, settings.request_timeout_s),
+                ),
+                auto_concurrency=TunerSettings(maximum=settings.max_concurrency) if auto else None,
             )
             job = Job(name, run_id, config, journal, caller, ledger, budgets, providers, stop, clock)
             job.streak = streak

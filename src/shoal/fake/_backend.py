@@ -57,6 +57,9 @@ class FakeBackend:
         self._reply_uses = [0] * len(settings.replies)
         self._stats: dict[str, int] = dict.fromkeys(("requests", *get_args(ResultKind)), 0)
         self.hold = Hold()  # tests close it to keep admitted requests in flight
+        self._stats["outage"] = 0  # requests refused by the outage window (also counted by kind)
+        self._in_flight = 0  # requests being worked on, for the capacity model
+        self._first_request_at: float | None = None
 
     @property
     def stats(self) -> dict[str, int]:
@@ -66,10 +69,20 @@ class FakeBackend:
     async def handle(self, call: FakeCall) -> FakeResult:
         """Answer one call as a hosted provider would: limits first, then a fault or an answer."""
         self._stats["requests"] += 1
+        outage = self._outage(call)
+        if outage is not None:
+            return outage
         refused = self._admit(call)
         if refused is not None:
             return refused
         await self.hold.passage()
+        self._in_flight += 1
+        try:
+            return await self._serve(call)
+        finally:
+            self._in_flight -= 1
+
+    async def _serve(self, call: FakeCall) -> FakeResult:
         fault = self._draw_fault()
         kind: ResultKind = _FAULT_RESULT[fault] if fault else "ok"
         self._stats[kind] += 1
@@ -92,6 +105,37 @@ class FakeBackend:
             answer.output_tokens,
             self._headers(call.api),
         )
+
+    # -- capacity and outages --------------------------------------------------------------
+
+    def outage_active(self) -> bool:
+        """Whether the configured outage window covers now (it starts with the first request)."""
+        after = self.settings.outage_after_s
+        if after is None or self._first_request_at is None:
+            return False
+        elapsed = self._clock.now() - self._first_request_at
+        return after <= elapsed < after + self.settings.outage_for_s
+
+    def _outage(self, call: FakeCall) -> FakeResult | None:
+        if self._first_request_at is None:
+            self._first_request_at = self._clock.now()
+        if not self.outage_active():
+            return None
+        self._stats["outage"] += 1
+        if self.settings.outage_mode == "drop":
+            self._stats["drop"] += 1
+            return FakeResult("drop", 200, "", "stop", call.prompt_tokens, 0, {})
+        self._stats["error"] += 1
+        return FakeResult(
+            "error", 503, "The fake server is down (outage window).", "stop", call.prompt_tokens, 0, {}
+        )
+
+    def _load_factor(self) -> float:
+        """Latency multiplier: 1 up to `capacity` requests in flight, then in proportion to them."""
+        capacity = self.settings.capacity
+        if capacity is None or self._in_flight <= capacity:
+            return 1.0
+        return self._in_flight / capacity
 
     # -- limits ----------------------------------------------------------------------------
 
@@ -163,7 +207,7 @@ class FakeBackend:
         return None
 
     def _latency(self, output_tokens: int) -> float:
-        base = self.settings.latency_s + self.settings.per_token_s * output_tokens
+        base = (self.settings.latency_s + self.settings.per_token_s * output_tokens) * self._load_factor()
         jitter = self.settings.jitter
         return base * (1.0 + self._rng.uniform(-jitter, jitter)) if jitter else base
 

@@ -109,7 +109,8 @@ async def serve(
 class FakeServer:
     """A fake server on 127.0.0.1 in a background thread, for tests and benchmarks.
 
-    Use as `with FakeServer(settings) as server:` or `async with ...`; the OS picks the port.
+    Use as `with FakeServer(settings) as server:` or `async with ...`; the OS picks the port unless
+    `port` names one (to restart a stopped server where its clients expect it, say).
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class FakeServer:
         *,
         backend: FakeBackend | None = None,
         log_path: Path | None = None,
+        port: int = 0,
     ) -> None:
         if settings is not None and backend is not None:
             raise ValueError("pass settings or a backend, not both")
@@ -128,6 +130,7 @@ class FakeServer:
         self._sock: socket.socket | None = None
         self._port: int | None = None
         self._failure: BaseException | None = None
+        self._requested_port = port
 
     @property
     def url(self) -> str:
@@ -146,7 +149,7 @@ class FakeServer:
     def start(self) -> FakeServer:
         if self._thread is not None:
             raise RuntimeError("the fake server is already running")
-        self._sock = _bind("127.0.0.1", 0)
+        self._sock = _bind("127.0.0.1", self._requested_port)
         self._port = self._sock.getsockname()[1]
         self._server = _server(self.backend, self._log_path, quiet_logging=True)
         self._thread = threading.Thread(target=self._run, name=f"shoal-fake-server-{self._port}", daemon=True)

@@ -128,12 +128,28 @@ class FakeSettings:
     # False: send no rate-limit headers at all (vLLM, Ollama, llama.cpp, most gateways); a 429
     # still carries retry-after.
     rate_headers: bool = True
+    # Capacity: past this many requests in flight, latency grows in proportion (a saturated server).
+    capacity: int | None = None
+    # Outage: from this many seconds after the first request, for outage_for_s, every request gets
+    # a 503 ("503") or a connection dropped before any answer ("drop").
+    outage_after_s: float | None = None
+    outage_for_s: float = 0.0
+    outage_mode: Literal["503", "drop"] = "503"
 
     def __post_init__(self) -> None:
         _check(self.latency_s >= 0, f"latency_s must not be negative, got {self.latency_s}")
         _check(self.per_token_s >= 0, f"per_token_s must not be negative, got {self.per_token_s}")
         _check(0.0 <= self.jitter <= 1.0, f"jitter must be within [0, 1], got {self.jitter}")
         _check(self.hang_s >= 0, f"hang_s must not be negative, got {self.hang_s}")
+        _check(self.capacity is None or self.capacity > 0, f"capacity must be positive, got {self.capacity}")
+        _check(
+            self.outage_after_s is None or self.outage_after_s >= 0,
+            f"outage_after_s must not be negative, got {self.outage_after_s}",
+        )
+        _check(self.outage_for_s >= 0, f"outage_for_s must not be negative, got {self.outage_for_s}")
+        _check(
+            self.outage_mode in ("503", "drop"), f"outage_mode must be 503 or drop, got {self.outage_mode}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,6 +142,13 @@ def reservation_notes(status: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _ceiling(workers: dict[str, Any]) -> str:
+    """The concurrency limit now; under `auto`, the one it has found (the maximum is the ceiling)."""
+    if workers.get("auto"):
+        return f"{workers.get('limit', workers['ceiling'])} (auto, max {workers['ceiling']})"
+    return str(workers["ceiling"])
+
+
 def _footer(status: dict[str, Any]) -> list[Text]:
     job, run = status["totals"]["job"], status["totals"]["run"]
     cost, progress, workers = status["cost"], status["progress"], status["workers"]
@@ -149,11 +156,18 @@ def _footer(status: dict[str, Any]) -> list[Text]:
     if workers is not None:
         lines.append(
             Text(
-                f"workers {workers['in_flight']}/{workers['ceiling']} in flight, {workers['waiting']} waiting"
+                f"workers {workers['in_flight']}/{_ceiling(workers)} in flight, {workers['waiting']} waiting"
                 f"   sent {count(workers['sent'])}, replayed {count(workers['replayed'])}"
                 f"   429s {count(run['rate_limited'])}, retries {count(run['retries'])}"
             )
         )
+    outages = status.get("outages") or {}
+    for provider, down_for in (outages.get("down") or {}).items():
+        lines.append(
+            Text(f"{provider} answers nothing for {duration(down_for)}: waiting, probing", style="yellow")
+        )
+    if outages.get("job"):
+        lines.append(Text(f"provider outages ridden out: {outages['run']} this run, {outages['job']} job"))
     lines.append(
         Text(
             f"tokens {count(job['input_tokens'])} in / {count(job['output_tokens'])} out / "
@@ -221,7 +235,7 @@ def compact_line(status: dict[str, Any]) -> str:
         f"{items['failed']} failed"
     ]
     if workers is not None:
-        parts.append(f"{workers['in_flight']}/{workers['ceiling']} in flight")
+        parts.append(f"{workers['in_flight']}/{_ceiling(workers)} in flight")
     for model in status["models"]:
         pcts = (model["usage"] or {}).get("percent") or {}
         if pcts:

@@ -44,6 +44,16 @@ def capture(job: Job, *, stages: Sequence[str] = ()) -> dict[str, Any]:
             "in_flight": stats.in_flight,
             "waiting": stats.waiting,
             "ceiling": job.caller.concurrency,
+            "limit": job.caller.limit,
+            "auto": job.caller.tuner is not None,
+        },
+        "outages": {
+            gate.provider: {
+                "down_for_s": round(gate.down_for, 3),
+                "outages": gate.outages,
+                "probes": gate.probes,
+            }
+            for gate in job.caller.outages.all()
         },
         "counters": {
             "sent": stats.sent,

@@ -189,6 +189,16 @@ class _Reader:
             "progress": progress,
             "gate": self._gate(),
             "snapshot": None if not snap else {"ts": snap.get("ts"), "age_s": self.now - float(snap["ts"])},
+            "outages": {
+                "run": events.get((True, "outage_start"), 0),
+                "job": _sum_kind(events, "outage_start"),
+                # Providers down right now (probing until they answer), from the live snapshot.
+                "down": {
+                    name: gate["down_for_s"]
+                    for name, gate in ((snap.get("outages") or {}) if self.live else {}).items()
+                    if gate.get("down_for_s")
+                },
+            },
         }
 
     # -- journal tables -----------------------------------------------------------------------
