@@ -147,7 +147,7 @@ def map_command(
                 model_key=ref.key,
                 max_tokens=plan.max_tokens,
                 prices=job.ledger.prices,
-                rows=job.journal.usage(plan.job_name),
+                rows=job.journal.iter_usage(plan.job_name),
             )
             say(f"map: {estimate.line()}")
             warning = estimate.budget_warning(config.job.max_cost_usd)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .._clock import Clock, SystemClock
 from ._records import CallRecord, ItemStatus, RunStatus, StoredCall
-from ._usage import UsageRow, usage_rows
+from ._usage import UsageRow, iter_usage_rows, usage_rows
 
 __all__ = ["Journal"]
 
@@ -429,6 +429,10 @@ class Journal:
     def usage(self, job: str) -> list[UsageRow]:
         """Token usage of every call of `job`, for the cost estimator's projections."""
         return usage_rows(self._reader, job)
+
+    def iter_usage(self, job: str) -> Iterator[UsageRow]:
+        """`usage`, streamed, for estimates that read the rows once."""
+        return iter_usage_rows(self._reader, job)
 
     def load_session(self, session_id: str) -> Any | None:
         row = self._reader.execute("SELECT messages FROM sessions WHERE id = ?", (session_id,)).fetchone()
