@@ -5,6 +5,8 @@ with deterministic placeholder answers that fit a requested JSON schema.
 """
 
 from ._backend import FakeBackend
+from ._batch_settings import FakeBatchSettings
+from ._batches import FakeBatches
 from ._server import FakeServer, create_app, serve
 from ._settings import (
     ALL_KINDS,
@@ -19,6 +21,8 @@ from ._settings import (
 __all__ = [
     "ALL_KINDS",
     "FakeBackend",
+    "FakeBatchSettings",
+    "FakeBatches",
     "FakeCall",
     "FakeLimits",
     "FakeReply",

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from ._batch_settings import FakeBatchSettings
+
 __all__ = [
     "ALL_KINDS",
     "FakeCall",
@@ -121,6 +123,7 @@ class FakeSettings:
     seed: int = 0
     replies: tuple[FakeReply, ...] = ()
     label: str = "[rehearsal]"
+    batch: FakeBatchSettings = FakeBatchSettings()
 
     def __post_init__(self) -> None:
         _check(self.latency_s >= 0, f"latency_s must not be negative, got {self.latency_s}")
