@@ -121,8 +121,8 @@ def _outcome(entry: dict[str, Any]) -> ItemOutcome:
         detail = body.get("error") if isinstance(body, dict) else None
         detail = detail if isinstance(detail, dict) else {}
         why = str(detail.get("message") or f"HTTP {status}")
-        code = detail.get("code") or detail.get("type")
-        return BatchFailure(f"HTTP {status}: {why}", code=str(code) if code else None, status=status)
+        error_code = detail.get("code") or detail.get("type")
+        return BatchFailure(f"HTTP {status}: {why}", code=str(error_code) if error_code else None, status=status)
     choice = (body.get("choices") or [{}])[0]
     answer: dict[str, Any] = choice.get("message") or {}
     text = answer.get("content") or ""
