@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,6 +16,7 @@ from .errors import ConfigError
 
 __all__ = [
     "CONFIG_FILENAME",
+    "BatchSettings",
     "JobSettings",
     "ModelLimits",
     "PlanSettings",
@@ -60,6 +62,9 @@ class Price(_Strict):
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
+    # Through a batch API; unset: half the online price.
+    batch_input: float | None = Field(default=None, ge=0)
+    batch_output: float | None = Field(default=None, ge=0)
 
 
 class JobSettings(_Strict):
@@ -71,6 +76,19 @@ class JobSettings(_Strict):
     max_pause_s: float = Field(default=60.0, gt=0)  # longest job-wide pause one 429 may cause
     max_tokens: int = Field(default=1024, gt=0)  # default answer budget per call
     same_failure_limit: int = Field(default=10, ge=0)  # alike call failures in a row that stop; 0: off
+    batch: bool = False  # send rounds through the providers' batch APIs (half price, within 24h)
+
+
+class BatchSettings(_Strict):
+    """Provider batch APIs (`--batch`); limits left unset are the provider's own."""
+
+    max_requests: int | None = Field(default=None, gt=0)  # per batch (OpenAI 50,000; Anthropic 100,000)
+    max_bytes: int | None = Field(default=None, gt=0)  # per batch (OpenAI 200 MB; Anthropic 256 MB)
+    queue_tokens: int | None = Field(default=None, gt=0)  # enqueued input tokens per model, all open batches
+    poll_s: float = Field(default=30.0, gt=0)  # seconds between status checks of open batches
+    max_attempts: int = Field(default=3, gt=0, le=20)  # batches one request may go through
+    fallback: Literal["batch", "online"] = "batch"  # where requests go once their batch attempts are spent
+    account_error_share: float = Field(default=0.5, gt=0, le=1)  # share of a batch failing alike that stops
 
 
 class PlanSettings(_Strict):
@@ -119,6 +137,7 @@ class ShoalConfig(_Strict):
     plan: PlanSettings = Field(default_factory=PlanSettings)
     tiering: TieringSettings = Field(default_factory=TieringSettings)
     rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
 
 def _describe(error: ValidationError) -> str:

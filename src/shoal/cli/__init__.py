@@ -44,6 +44,9 @@ def _build_app() -> typer.Typer:
     app.callback()(_options)
     app.command("map")(map_command)
     app.command("run")(run_command)
+    from ._batch import cancel_command
+
+    app.command("cancel")(cancel_command)
     from .fake_server import register
 
     register(app)

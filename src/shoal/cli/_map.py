@@ -18,6 +18,14 @@ from ..jobs import MapResult, load_schema, plan_map, run_map
 from ..preflight import check_max_tokens, check_output_file, check_template, check_workspace
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
+from ._batch import (
+    Fallback,
+    batch_config,
+    cancel_job_batches,
+    estimate_lines,
+    maybe_batch_round,
+    with_fallback,
+)
 from ._common import refuse_unpriced, totals_line, with_overrides
 from ._runtime import resume_argv, run_async, say
 
@@ -61,6 +69,16 @@ def map_command(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Send records that failed in earlier runs afresh.")
     ] = False,
+    batch: Annotated[
+        bool, typer.Option("--batch", help="Through the provider's batch API: half the price, within 24h.")
+    ] = False,
+    batch_fallback: Annotated[
+        Fallback | None,
+        typer.Option("--batch-fallback", help="Where requests go once their batch attempts are spent."),
+    ] = None,
+    cancel_batches: Annotated[
+        bool, typer.Option("--cancel-batches", help="Cancel this job's open batches and exit.")
+    ] = False,
 ) -> None:
     """Run one prompt template over every record of INPUT; results are appended to OUT."""
     argv = resume_argv()
@@ -70,8 +88,11 @@ def map_command(
             raise InputError("give the template with exactly one of --prompt or --prompt-file")
         template = prompt if prompt is not None else _read_template(prompt_file)
         check_template(template, source=f"--prompt-file {prompt_file}" if prompt_file else "--prompt")
-        config = with_overrides(load_config(config_path), concurrency, max_cost)
+        config = with_fallback(
+            with_overrides(load_config(config_path), concurrency, max_cost), batch_fallback
+        )
         ref = resolve_model(model, config)
+        use_batch = batch_config(config, batch, batch_fallback, [ref])
         check_max_tokens(
             ref,
             max_tokens or config.job.max_tokens,
@@ -107,6 +128,9 @@ def map_command(
             stop=stop,
             providers=providers,
         ) as job:
+            if cancel_batches:
+                say(f"map: {await cancel_job_batches(job, os.environ)} open batch(es) cancelled")
+                return 0
             # Estimated once the workspace is ours: the journal's earlier calls of this job inform it.
             estimate = estimate_map(
                 plan.job_name,
@@ -117,12 +141,28 @@ def map_command(
                 rows=job.journal.usage(plan.job_name),
             )
             say(f"map: {estimate.line()}")
+            if use_batch:
+                online, estimate = (
+                    estimate,
+                    estimate_map(
+                        plan.job_name,
+                        plan.prompts,
+                        model_key=ref.key,
+                        max_tokens=plan.max_tokens,
+                        prices=job.ledger.prices.batch_view(),
+                        rows=job.journal.usage(plan.job_name),
+                    ),
+                )
+                say(f"map: {estimate_lines(online, estimate)}")
             warning = estimate.budget_warning(config.job.max_cost_usd)
             if warning:
                 say(warning)
             job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
-            async with watch_job(job, stages=(MAP_STAGE,)):  # live view on stderr, snapshots for status
-                result = await run_map(plan, job, retry_failed=retry_failed)
+            async with (
+                watch_job(job, stages=(MAP_STAGE,)),  # live view on stderr, snapshots for status
+                maybe_batch_round(job, os.environ, use_batch) as rounds,
+            ):
+                result = await run_map(plan, job, retry_failed=retry_failed, batch=rounds)
             if retry_failed:
                 say(f"map: {result.retried} record(s) that had failed were sent afresh")
             say(_summary(result, job, out))

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..fake import FakeLimits, FakeReply, FakeSettings, FaultRates, serve
+from ..fake import FakeBatchSettings, FakeLimits, FakeReply, FakeSettings, FaultRates, serve
 
 __all__ = ["register"]
 
@@ -58,6 +58,21 @@ def fake_server(
         Path | None,
         typer.Option("--replies", help='JSON list of scripted replies: [{"match", "reply", "times"?}].'),
     ] = None,
+    batch_delay: Annotated[
+        float, typer.Option("--batch-delay", help="Seconds until a submitted batch has ended.")
+    ] = 0.0,
+    batch_error_match: Annotated[
+        list[str] | None,
+        typer.Option("--batch-error-match", help="Batch requests whose prompt has this text fail (once)."),
+    ] = None,
+    batch_expire_match: Annotated[
+        list[str] | None,
+        typer.Option("--batch-expire-match", help="Batch requests whose prompt has this text expire (once)."),
+    ] = None,
+    batch_account_error: Annotated[
+        str | None,
+        typer.Option("--batch-account-error", help="Every batch request fails with this error code."),
+    ] = None,
 ) -> None:
     """Serve fake OpenAI (/v1/chat/completions) and Anthropic (/v1/messages) endpoints until Ctrl-C."""
     settings = FakeSettings(
@@ -68,6 +83,12 @@ def fake_server(
         hang_s=_at_least_zero(hang, "--hang"),
         seed=seed,
         replies=_load_replies(replies) if replies is not None else (),
+        batch=FakeBatchSettings(
+            delay_s=_at_least_zero(batch_delay, "--batch-delay"),
+            error_match=tuple(batch_error_match or ()),
+            expire_match=tuple(batch_expire_match or ()),
+            account_error=batch_account_error,
+        ),
     )
     if not 0 <= port <= 65535:
         raise typer.BadParameter(f"{port} is not a port number (0-65535)", param_hint="--port")

@@ -9,11 +9,13 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
 
-from ..engine import CallSpec, Job, LocalExecutor
+from ..engine import CallSpec, Job, LocalExecutor, StopSignal
+from ..engine._batch import BatchRound
 from ..errors import BudgetExhausted, InputError, ModelCallError
 from ..journal import ItemStatus, RunStatus
 from ..providers import Message, ModelRef, ModelRequest
 from ._inputs import Record, read_records
+from ._map_batch import BatchAnswers
 from ._output import JsonlOutput
 from ._template import Template
 
@@ -99,10 +101,11 @@ def plan_map(
     return MapPlan(f"map:{out.resolve()}", records, prompts, model, out, schema, max_tokens)
 
 
-async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> MapResult:
-    output = JsonlOutput(plan.out)
+async def _reconcile(
+    plan: MapPlan, job: Job, output: JsonlOutput, result: MapResult, retry_failed: bool
+) -> tuple[list[Record], dict[str, int]]:
+    """Mark what the output file holds as done; the records still to do, and their retry generations."""
     written = output.existing_ids()
-    result = MapResult(total=len(plan.records))
     states = job.journal.item_states(plan.job_name)
     # The output file is the truth about what is shipped: reconcile the journal with it.
     shipped = [r.id for r in plan.records if r.id in written]
@@ -120,23 +123,46 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
         if failed:
             generations.update(await job.journal.start_retry(plan.job_name, failed))
         result.retried = len(failed)
+    return pending, generations
 
-    async def process(record: Record) -> None:
+
+async def run_map(
+    plan: MapPlan, job: Job, *, retry_failed: bool = False, batch: BatchRound | None = None
+) -> MapResult:
+    output = JsonlOutput(plan.out)
+    result = MapResult(total=len(plan.records))
+    pending, generations = await _reconcile(plan, job, output, result, retry_failed)
+
+    def spec_of(record: Record) -> CallSpec:
         request = ModelRequest(
             model=plan.model.name,
             messages=(Message("user", plan.prompts[record.id]),),
             max_tokens=plan.max_tokens,
             schema=plan.schema,
         )
-        spec = CallSpec(
+        return CallSpec(
             scope=f"{plan.job_name}#{record.id}",
             stage=STAGE,
             model=plan.model,
             request=request,
             retry=generations.get(record.id, 0),
         )
+
+    answers: BatchAnswers | None = None
+    if batch is not None and pending:
         try:
-            answer = await job.caller.call(spec)
+            answers = await BatchAnswers.collect(batch, [spec_of(r) for r in pending], STAGE)
+        except ModelCallError as exc:  # an account-level error, or a batch that cannot be told apart
+            result.halted = str(exc)
+            job.status = RunStatus.FAILED
+            return result
+
+    async def process(record: Record) -> None:
+        spec = spec_of(record)
+        try:
+            answer = await (answers.answer(spec, job.caller) if answers else job.caller.call(spec))
+            if answer is None:
+                return
         except BudgetExhausted as exc:
             job.stop.drain(f"budget: {exc}")
             return
@@ -166,9 +192,14 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
 
     output.open()
     try:
-        await LocalExecutor(job.caller.concurrency).run(pending, process, stop=job.stop)
+        # Answers a batch round collected are written even when the job is stopping: they are paid for.
+        await LocalExecutor(job.caller.concurrency).run(
+            pending, process, stop=StopSignal() if batch is not None else job.stop
+        )
     finally:
         output.close()
+    if answers is not None and answers.stopped:
+        job.stop.drain(answers.stopped)
     if job.streak is not None and job.streak.reason:
         result.halted = job.streak.reason
         job.status = RunStatus.FAILED

@@ -122,7 +122,8 @@ def _outcome(entry: dict[str, Any]) -> ItemOutcome:
         detail = detail if isinstance(detail, dict) else {}
         why = str(detail.get("message") or f"HTTP {status}")
         error_code = detail.get("code") or detail.get("type")
-        return BatchFailure(f"HTTP {status}: {why}", code=str(error_code) if error_code else None, status=status)
+        code_text = str(error_code) if error_code else None
+        return BatchFailure(f"HTTP {status}: {why}", code=code_text, status=status)
     choice = (body.get("choices") or [{}])[0]
     answer: dict[str, Any] = choice.get("message") or {}
     text = answer.get("content") or ""
