@@ -94,6 +94,12 @@ def test_batch_map_delivers_every_record_validated_at_half_the_online_cost(
     )
     assert (b_calls, b_in, b_out) == (o_calls, o_in, o_out)  # the same tokens...
     assert b_cost == pytest.approx(o_cost / 2)  # ...at half the price
+    report = run_shoal(workspace, "report", env=clean_env())
+    assert report.returncode == 0, report.stderr
+    assert (
+        "would have cost" in (workspace / "report.md").read_text()
+        and "saved" in (workspace / "report.md").read_text()
+    )
     # A rerun replays from the journal: no second batch.
     with FakeServer(FakeSettings()) as server:
         again = run_shoal(workspace, *map_argv(model, "--batch"), env=env_for(server))
@@ -207,6 +213,12 @@ def test_ctrl_c_leaves_the_batch_running_and_cancel_cancels_it(workspace: Path) 
         _, stderr = process.communicate(timeout=30)
         assert process.returncode == 3, stderr
         assert server.batches.cancelled == []
+        batch_id = server.batches.created[0]["batch_id"]
+        status = run_shoal(workspace, "status", "--json", env=env)
+        shown = json.loads(status.stdout)["batches"]
+        assert [(b["provider"], b["batch_id"], b["requests"]) for b in shown] == [("openai", batch_id, 5)]
+        assert shown[0]["counts"] == {"processing": 5, "succeeded": 0, "failed": 0}
+        assert batch_id in run_shoal(workspace, "status", env=env).stdout
         cancel = run_shoal(workspace, "cancel", env=env)
         assert cancel.returncode == 0, cancel.stderr
         assert server.batches.cancelled == [server.batches.created[0]["batch_id"]]

@@ -378,6 +378,7 @@ class BatchRound:
         records: list[CallRecord] = []
         failures: list[BatchFailure] = []
         cancelled = False
+        paid = online = 0.0  # what the answers cost, and what the same tokens cost online
         for key in row.keys:
             spec = by_key.get(key)
             outcome: ItemOutcome = outcomes.get(key) or BatchFailure(
@@ -387,6 +388,8 @@ class BatchRound:
                 continue
             if isinstance(outcome, ModelReply):
                 cost = job.ledger.batch_cost_of(spec.model.key, outcome.usage)
+                paid += cost
+                online += job.ledger.cost_of(spec.model.key, outcome.usage)
                 problem = job.caller._check(outcome, spec.request)
                 records.append(
                     self._record(row, key, spec, outcome, cost, problem.outcome if problem else "ok", problem)
@@ -420,6 +423,8 @@ class BatchRound:
             batch_id=row.batch_id,
             succeeded=len(row.keys) - len(failures),
             failed=len(failures),
+            cost_usd=round(paid, 8),
+            online_usd=round(online, 8),
         )
         self.open.pop(row.tag, None)
         reserved = self._reservations.pop(row.tag, None)
