@@ -108,12 +108,12 @@ def test_batch_map_delivers_every_record_validated_at_half_the_online_cost(
 
 
 def test_failed_and_expired_requests_go_into_a_second_batch(workspace: Path) -> None:
-    ids = setup_workspace(workspace, 10)
+    ids = setup_workspace(workspace, 10, "[job]\nbatch = true\n\n" + FAST_POLL)  # batch from shoal.toml
     settings = FakeSettings(
         batch=FakeBatchSettings(error_match=("topic number 3.",), expire_match=("topic number 7.",))
     )
     with FakeServer(settings) as server:
-        result = run_shoal(workspace, *map_argv("openai:gpt-4o-mini", "--batch"), env=env_for(server))
+        result = run_shoal(workspace, *map_argv("openai:gpt-4o-mini"), env=env_for(server))
         created = list(server.batches.created)
     assert result.returncode == 0, result.stderr
     assert [c["requests"] for c in created] == [10, 2]  # only the two that failed went again
@@ -230,3 +230,46 @@ def journal_has_open_batch(workspace: Path) -> bool:
         return bool(journal(workspace, "SELECT 1 FROM batches WHERE state = 'open'"))
     except sqlite3.Error:
         return False
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["map", "in.jsonl", "--prompt", "{topic}", "--model", "rehearsal", "--out", "o.jsonl", "--batch"],
+            "no batch API",
+        ),
+        (
+            [
+                "map",
+                "in.jsonl",
+                "--prompt",
+                "{topic}",
+                "--model",
+                "openai:gpt-4o-mini",
+                "--out",
+                "o.jsonl",
+                "--batch-fallback",
+                "online",
+            ],
+            "needs --batch",
+        ),
+        (["run", "PLAN.md", "--batch", "--mode", "pipeline", "--yes"], "phased mode"),
+        (["run", "flow.py", "--batch"], "workflow scripts call models online"),
+    ],
+)
+def test_batch_flags_where_they_do_not_apply_are_one_line_errors(
+    workspace: Path, argv: list[str], message: str
+) -> None:
+    from plan_helpers import copy_example, use_openai_models
+
+    copy_example(workspace)
+    use_openai_models(workspace)
+    write_records(workspace / "in.jsonl", 2)
+    (workspace / "flow.py").write_text("")
+    result = run_shoal(
+        workspace, *argv, env=clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

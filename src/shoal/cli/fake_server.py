@@ -63,11 +63,19 @@ def fake_server(
     ] = 0.0,
     batch_error_match: Annotated[
         list[str] | None,
-        typer.Option("--batch-error-match", help="Batch requests whose prompt has this text fail (once)."),
+        typer.Option(
+            "--batch-error-match",
+            metavar="TEXT",
+            help="Batch requests whose prompt has this text fail (once).",
+        ),
     ] = None,
     batch_expire_match: Annotated[
         list[str] | None,
-        typer.Option("--batch-expire-match", help="Batch requests whose prompt has this text expire (once)."),
+        typer.Option(
+            "--batch-expire-match",
+            metavar="TEXT",
+            help="Batch requests whose prompt has this text expire (once).",
+        ),
     ] = None,
     batch_account_error: Annotated[
         str | None,

@@ -251,6 +251,8 @@ class BatchRound:
             adapter = self._adapters.get(ref.provider)
             queued = sum(r.input_tokens for r in open_rows if r.model == model_key)
             for chunk, lines, tokens, worst in self._chunks(adapter, keys, by_key, model_key):
+                if not job.stop.running:
+                    return submitted  # interrupted: what is submitted stays open, nothing more starts
                 limit = self._settings.queue_tokens
                 if limit is not None and queued + tokens > limit and queued > 0:
                     break  # the provider's queue is full for this model: wait for a batch to end
