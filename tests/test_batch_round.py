@@ -135,3 +135,11 @@ async def test_queue_limit_holds_a_batch_until_the_one_before_has_ended(tmp_path
     # Every batch was created after the previous one was collected.
     for earlier, later in zip(rows, rows[1:], strict=False):
         assert later.created_at >= earlier.updated_at
+
+
+async def test_an_outage_while_polling_is_waited_out(tmp_path: Path) -> None:
+    model = ModelRef("anthropic", "claude-haiku-4-5")
+    async with FakeServer(FakeSettings(batch=FakeBatchSettings(delay_s=0.05, status_errors=3))) as server:
+        outcome, rows = await run_round(tmp_path, config_for(server), specs(model, 3))
+        assert server.batches.status_errors == 3 and len(server.batches.created) == 1
+    assert len(outcome.results) == 3 and [r.state for r in rows] == [BatchState.COLLECTED]

@@ -12,7 +12,8 @@ import typer
 
 from ..config import ShoalConfig, load_config
 from ..engine import Job, Workspace
-from ..engine._batch import BatchRound, cancel_open_batches
+from ..engine._batch import BatchRound
+from ..engine._batch_cancel import cancel_open_batches
 from ..errors import InputError
 from ..estimate import Estimate, _money
 from ..journal import BatchBook, Journal, WorkspaceLock

@@ -24,32 +24,18 @@ from typing import Any, Protocol
 
 from .._tokens import estimate_tokens
 from ..config import BatchSettings
-from ..errors import BudgetExhausted, ModelCallError, PermanentError, TransientError
+from ..errors import BudgetExhausted, ModelCallError, PermanentError, RateLimited, TransientError
 from ..journal import BatchBook, BatchRow, BatchState, CallRecord
 from ..providers._batch_types import BatchFailure, BatchProvider, BatchTag, ItemOutcome
 from ..providers._types import ModelReply, Usage
+from ._batch_account import BatchAccountError, account_error
 from ._caller import CallResult, CallSpec, call_key
 from ._job import Job
 
 __all__ = ["BatchAccountError", "BatchProviderSource", "BatchRound", "BatchRoundResult", "OpenBatch"]
 
-# Error codes (OpenAI) and types (Anthropic) that say the account, not the request, is the problem.
-_ACCOUNT_CODES = frozenset(
-    {
-        "insufficient_quota",
-        "billing_hard_limit_reached",
-        "invalid_api_key",
-        "account_deactivated",
-        "authentication_error",
-        "permission_error",
-        "billing_error",
-    }
-)
 _SUBMIT_FAILURES = 3  # transient failures creating one round's batches before the round gives up
-
-
-class BatchAccountError(PermanentError):
-    """Most of a batch failed with one account-level error: resubmitting would fail alike."""
+_POLL_FAILURES = 10  # transient failures checking or downloading batches, in a row, before it gives up
 
 
 class BatchProviderSource(Protocol):
@@ -100,6 +86,7 @@ class BatchRound:
         self.open: dict[str, OpenBatch] = {}  # tag -> live view of the batches this run watches
         self._stop_waiter: asyncio.Future[None] | None = None
         self._submit_failures = 0
+        self._poll_failures = 0  # status checks or downloads in a row that failed transiently
 
     async def run(self, specs: Sequence[CallSpec], round_name: str) -> BatchRoundResult:
         job = self._job
@@ -131,9 +118,7 @@ class BatchRound:
                 if not job.stop.running:
                     result.stopped = result.stopped or job.stop.reason or "stopped"
                     break
-                ended = await self._poll(open_rows)
-                for row in ended:
-                    await self._collect(row, by_key, result, last_error)
+                await self._wait_and_collect(open_rows, by_key, result, last_error)
         finally:
             if self._stop_waiter is not None and not self._stop_waiter.done():
                 self._stop_waiter.cancel()
@@ -333,6 +318,24 @@ class BatchRound:
 
     # -- waiting and collecting -----------------------------------------------------------
 
+    async def _wait_and_collect(
+        self,
+        open_rows: list[BatchRow],
+        by_key: dict[str, CallSpec],
+        result: BatchRoundResult,
+        last_error: dict[str, ModelCallError],
+    ) -> None:
+        try:
+            for row in await self._poll(open_rows):
+                await self._collect(row, by_key, result, last_error)
+            self._poll_failures = 0
+        except (TransientError, RateLimited):
+            # The batches keep running at the provider: look again after a pause.
+            self._poll_failures += 1
+            if self._poll_failures >= _POLL_FAILURES:
+                raise
+            await self._sleep(self._settings.poll_s)
+
     async def _poll(self, rows: list[BatchRow]) -> list[BatchRow]:
         """Check each open batch until at least one has ended (or the job stops); the ended ones."""
         job = self._job
@@ -436,21 +439,9 @@ class BatchRound:
 
     def _check_account(self, row: BatchRow, failures: list[BatchFailure]) -> None:
         """Most of the batch failed with one account-level error: stop, naming it."""
-        codes = Counter(f.code for f in failures if f.kind == "error")
-        if not codes:
-            return
-        code, count = codes.most_common(1)[0]
-        sample = next(f for f in failures if f.code == code)
-        account = (
-            code in _ACCOUNT_CODES or sample.status in (401, 402, 403) or "credit balance" in sample.message
-        )
-        if account and count >= self._settings.account_error_share * len(row.keys):
-            raise BatchAccountError(
-                f"{count} of {len(row.keys)} requests of batch {row.batch_id} failed with the account-level "
-                f"error '{code}' ({sample.message}); fix the account, then run the same command",
-                model=row.model,
-                status=sample.status,
-            )
+        error = account_error(row, failures, self._settings.account_error_share)
+        if error is not None:
+            raise error
 
     def _record(
         self,
@@ -484,19 +475,3 @@ class BatchRound:
             error=str(error) if error is not None else None,
             created_at=self._wall(),
         )
-
-
-async def cancel_open_batches(
-    job_name: str | None, book: BatchBook, adapters: BatchProviderSource
-) -> list[BatchRow]:
-    """Ask the provider to cancel every open batch (of one job, or all); their rows become `cancelling`.
-
-    A later run of the job still collects what those batches finished before the cancel.
-    """
-    cancelled: list[BatchRow] = []
-    for row in book.rows(job_name):
-        if row.state in (BatchState.OPEN, BatchState.SUBMITTING) and row.batch_id is not None:
-            await adapters.get(row.provider).cancel(row.batch_id)
-            await book.set_state(row.tag, BatchState.CANCELLING, time.time())
-            cancelled.append(row)
-    return cancelled

@@ -21,6 +21,7 @@ class FakeBatchSettings:
     fault_times: int = 1
     # Every request of every batch fails with this account-level error code (e.g. "insufficient_quota").
     account_error: str | None = None
+    status_errors: int = 0  # the first N batch status checks answer 503 (an outage while polling)
 
     def __post_init__(self) -> None:
         if self.delay_s < 0:

@@ -80,6 +80,7 @@ class FakeBatches:
         self._faults: dict[str, int] = {}  # custom_id -> faults injected so far
         self.created: list[dict[str, Any]] = []  # one entry per batch created, in order
         self.cancelled: list[str] = []
+        self.status_errors = 0  # 503s answered to status checks so far
 
     @property
     def settings(self) -> FakeBatchSettings:
@@ -207,6 +208,9 @@ class FakeBatches:
 
     async def openai_retrieve(self, request: Request) -> Response:
         with self._lock:
+            if self.status_errors < self.settings.status_errors:
+                self.status_errors += 1
+                return JSONResponse(_error_body("openai", 503, "injected outage"), 503)
             batch = self._get(request.path_params["batch_id"])
             if batch is None or batch.api != "openai":
                 return JSONResponse(openai_error(404, "no such batch"), 404)
@@ -303,6 +307,9 @@ class FakeBatches:
 
     async def anthropic_retrieve(self, request: Request) -> Response:
         with self._lock:
+            if self.status_errors < self.settings.status_errors:
+                self.status_errors += 1
+                return JSONResponse(_error_body("anthropic", 503, "injected outage"), 503)
             batch = self._get(request.path_params["batch_id"])
             if batch is None or batch.api != "anthropic":
                 return JSONResponse(anthropic_error(404, "no such batch"), 404)
