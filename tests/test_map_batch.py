@@ -273,3 +273,27 @@ def test_batch_flags_where_they_do_not_apply_are_one_line_errors(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cancel_batches_flag_cancels_this_jobs_open_batch(workspace: Path) -> None:
+    setup_workspace(workspace, 3)
+    with FakeServer(FakeSettings(batch=FakeBatchSettings(delay_s=60))) as server:
+        env = env_for(server)
+        process = subprocess.Popen(
+            shoal_argv(*map_argv("openai:gpt-4o-mini", "--batch")),
+            cwd=workspace,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not journal_has_open_batch(workspace):
+            time.sleep(0.02)
+        process.kill()
+        process.wait(timeout=30)
+        result = run_shoal(workspace, *map_argv("openai:gpt-4o-mini", "--batch", "--cancel-batches"), env=env)
+        assert result.returncode == 0, result.stderr
+        assert server.batches.cancelled == [server.batches.created[0]["batch_id"]]
+        assert "1 open batch(es) cancelled" in result.stderr
+    states = journal(workspace, "SELECT state FROM batches")
+    assert states == [("cancelling",)]

@@ -173,7 +173,8 @@ class BatchRound:
             if row.state is BatchState.SUBMITTING:
                 adapter = self._adapters.get(row.provider)
                 tag = BatchTag(row.job, row.round, row.tag, row.created_at, len(row.keys))
-                found = await adapter.find(tag)
+                known = {r.batch_id for r in self._book.rows() if r.batch_id is not None}
+                found = [batch_id for batch_id in await adapter.find(tag) if batch_id not in known]
                 if len(found) > 1:
                     raise PermanentError(
                         f"{len(found)} {row.provider} batches ({', '.join(found)}) may be the one this job "
