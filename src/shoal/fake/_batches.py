@@ -135,7 +135,7 @@ class FakeBatches:
             "batch_id": batch.id,
             "requests": len(items),
         }
-        self.created.append({**entry, "metadata": metadata})
+        self.created.append({**entry, "metadata": metadata, "custom_ids": [i.custom_id for i in items]})
         if self._log is not None:
             self._log({**entry, "ts": _iso(time.time())})
         return batch
