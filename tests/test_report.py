@@ -47,7 +47,8 @@ async def flag_for_review(workspace: Path, job: str) -> None:
 async def test_report_for_a_job_with_failures_flags_and_429s(workspace: Path) -> None:
     write_records(workspace / "in.jsonl", 30)
     # shoal is told of a far higher limit than the fake server enforces, so early requests meet 429s;
-    # one attempt per call, so the injected 500s fail their records.
+    # one attempt per call, so the injected empty answers fail their records (a 500 is the provider's
+    # trouble, not the record's: it is retried, and shows as a transient outcome).
     (workspace / "shoal.toml").write_text(
         "[job]\nconcurrency = 16\nmax_attempts = 1\nmax_pause_s = 1\n"
         '[limits."openai:gpt-4o-mini"]\nrpm = 6000\n'
@@ -55,7 +56,7 @@ async def test_report_for_a_job_with_failures_flags_and_429s(workspace: Path) ->
     settings = FakeSettings(
         limits=FakeLimits(rpm=1200, tpm=5_000_000, window_s=0.3),
         latency_s=0.2,
-        faults=FaultRates(error_500=0.15),
+        faults=FaultRates(error_500=0.1, empty=0.15),
         seed=5,
     )
     with FakeServer(settings) as server:
@@ -78,7 +79,8 @@ async def test_report_for_a_job_with_failures_flags_and_429s(workspace: Path) ->
     assert model_rows[0][1:3] == [str(calls), str(limited)]
     # Overview: calls, ok, 429s, other errors.
     overview = md_rows(markdown, str(calls))[0]
-    assert overview[:4] == [str(calls), str(outcomes["ok"]), str(limited), str(outcomes["transient"])]
+    others = calls - outcomes["ok"] - limited  # the 500s and the empty answers
+    assert overview[:4] == [str(calls), str(outcomes["ok"]), str(limited), str(others)]
 
     failed = dict(journal_rows(workspace, "SELECT item, error FROM items WHERE status = 'failed'"))
     assert failed
@@ -87,7 +89,7 @@ async def test_report_for_a_job_with_failures_flags_and_429s(workspace: Path) ->
         assert md_rows(markdown, item)[-1][:4] == [item, "review/check", "needs-review", reason]
         assert reason in html
     for item in failed:
-        assert md_rows(markdown, item)[-1][2] == "failed" and "HTTP 500" in md_rows(markdown, item)[-1][3]
+        assert md_rows(markdown, item)[-1][2] == "failed" and "empty" in md_rows(markdown, item)[-1][3]
     # Cost by phase: the review flags put a second phase next to the map's single one.
     assert "## Cost by model, phase and stage" in markdown and md_rows(markdown, "(single phase)")
 

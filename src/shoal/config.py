@@ -16,6 +16,7 @@ from .errors import ConfigError
 
 __all__ = [
     "CONFIG_FILENAME",
+    "BatchSettings",
     "DraftSettings",
     "JobSettings",
     "ModelLimits",
@@ -66,6 +67,9 @@ class Price(_Strict):
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
+    # Through a batch API; unset: half the online price.
+    batch_input: float | None = Field(default=None, ge=0)
+    batch_output: float | None = Field(default=None, ge=0)
 
 
 class JobSettings(_Strict):
@@ -82,6 +86,19 @@ class JobSettings(_Strict):
     # Learned timeouts (a high percentile of similar requests' latency, times a factor) stay above this.
     request_timeout_min_s: float = Field(default=10.0, gt=0)
     max_outage_s: float = Field(default=600.0, gt=0)  # a provider down this long drains the job
+    batch: bool = False  # send rounds through the providers' batch APIs (half price, within 24h)
+
+
+class BatchSettings(_Strict):
+    """Provider batch APIs (`--batch`); limits left unset are the provider's own."""
+
+    max_requests: int | None = Field(default=None, gt=0)  # per batch (OpenAI 50,000; Anthropic 100,000)
+    max_bytes: int | None = Field(default=None, gt=0)  # per batch (OpenAI 200 MB; Anthropic 256 MB)
+    queue_tokens: int | None = Field(default=None, gt=0)  # enqueued input tokens per model, all open batches
+    poll_s: float = Field(default=30.0, gt=0)  # seconds between status checks of open batches
+    max_attempts: int = Field(default=3, gt=0, le=20)  # batches one request may go through
+    fallback: Literal["batch", "online"] = "batch"  # where requests go once their batch attempts are spent
+    account_error_share: float = Field(default=0.5, gt=0, le=1)  # share of a batch failing alike that stops
 
 
 class PlanSettings(_Strict):
@@ -140,6 +157,7 @@ class ShoalConfig(_Strict):
     tiering: TieringSettings = Field(default_factory=TieringSettings)
     rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
     draft: DraftSettings = Field(default_factory=DraftSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
 
 def _describe(error: ValidationError) -> str:

@@ -13,7 +13,7 @@ from .config import Price, ShoalConfig
 from .providers import ModelRef, by_model_key
 from .providers._types import Usage
 
-__all__ = ["BUILTIN_PRICES", "PriceBook", "worst_case_cost"]
+__all__ = ["BUILTIN_PRICES", "PriceBook", "batch_price", "worst_case_cost"]
 
 BUILTIN_PRICES: Mapping[str, Price] = {
     "openai:gpt-4o": Price(input=2.50, output=10.00, cached_input=1.25),
@@ -91,19 +91,55 @@ class PriceBook:
             self._cache[model_key] = found
         return self._cache[model_key]
 
+    def batch_price(self, model_key: str) -> Price | None:
+        """The price through a batch API: [prices] batch_input/batch_output, else half the online price."""
+        price = self.price(model_key)
+        return None if price is None else batch_price(price)
+
+    def batch_view(self) -> PriceBook:
+        """The same book at batch prices, for estimates of a batch run."""
+        return _BatchPriceBook(self)
+
+    def batch_cost(self, model_key: str, usage: Usage) -> float | None:
+        """Dollars for one batched call's usage; None if the model has no known price."""
+        price = self.batch_price(model_key)
+        return None if price is None else _dollars(price, usage)
+
     def cost(self, model_key: str, usage: Usage) -> float | None:
         """Dollars for one call's usage; None if the model has no known price."""
         price = self.price(model_key)
         if price is None:
             return None
-        cached = min(usage.cached_tokens, usage.input_tokens)
-        cached_rate = price.cached_input if price.cached_input is not None else price.input
-        dollars = (
-            (usage.input_tokens - cached) * price.input
-            + cached * cached_rate
-            + usage.output_tokens * price.output
-        )
-        return dollars / _MILLION
+        return _dollars(price, usage)
+
+
+class _BatchPriceBook(PriceBook):
+    def __init__(self, online: PriceBook) -> None:
+        super().__init__()
+        self._online = online
+
+    def price(self, model_key: str) -> Price | None:
+        return self._online.batch_price(model_key)
+
+
+def batch_price(price: Price) -> Price:
+    """Both OpenAI's Batch API and Anthropic's Message Batches charge half the online price."""
+    return Price(
+        input=price.batch_input if price.batch_input is not None else price.input / 2,
+        output=price.batch_output if price.batch_output is not None else price.output / 2,
+        cached_input=None if price.cached_input is None else price.cached_input / 2,
+    )
+
+
+def _dollars(price: Price, usage: Usage) -> float:
+    cached = min(usage.cached_tokens, usage.input_tokens)
+    cached_rate = price.cached_input if price.cached_input is not None else price.input
+    dollars = (
+        (usage.input_tokens - cached) * price.input
+        + cached * cached_rate
+        + usage.output_tokens * price.output
+    )
+    return dollars / _MILLION
 
 
 def worst_case_cost(price: Price | None, input_tokens: int, max_tokens: int) -> float:

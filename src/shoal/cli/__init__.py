@@ -47,6 +47,9 @@ def _build_app() -> typer.Typer:
     from ._draft import draft_command
 
     app.command("draft")(draft_command)
+    from ._batch import cancel_command
+
+    app.command("cancel")(cancel_command)
     from .fake_server import register
 
     register(app)

@@ -13,12 +13,21 @@ import typer
 from ..config import load_config
 from ..engine import Job, StopSignal, Workspace, open_job
 from ..errors import InputError
-from ..estimate import estimate_map
+from ..estimate import Estimate, estimate_map
 from ..jobs import STAGE as MAP_STAGE
-from ..jobs import MapResult, load_schema, plan_map, run_map
+from ..jobs import MapPlan, MapResult, load_schema, plan_map, run_map
 from ..preflight import check_max_tokens, check_output_file, check_template, check_workspace
+from ..pricing import PriceBook
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
+from ._batch import (
+    Fallback,
+    batch_config,
+    cancel_job_batches,
+    estimate_lines,
+    maybe_batch_round,
+    with_fallback,
+)
 from ._common import ConcurrencyOption, refuse_unpriced, totals_line, with_overrides
 from ._map_roles import RolesOptions, run_roles_command
 from ._runtime import resume_argv, run_async, say
@@ -72,6 +81,16 @@ def map_command(
         Path | None,
         typer.Option("--roles", help="roles.toml: several prompts per record, with dependencies."),
     ] = None,
+    batch: Annotated[
+        bool, typer.Option("--batch", help="Through the provider's batch API: half the price, within 24h.")
+    ] = False,
+    batch_fallback: Annotated[
+        Fallback | None,
+        typer.Option("--batch-fallback", help="Where requests go once their batch attempts are spent."),
+    ] = None,
+    cancel_batches: Annotated[
+        bool, typer.Option("--cancel-batches", help="Cancel this job's open batches and exit.")
+    ] = False,
 ) -> None:
     """Run one prompt template (or the roles of --roles) over every record of INPUT; results are appended
     to OUT."""
@@ -98,12 +117,12 @@ def map_command(
             return await run_roles_command(options, stop, argv)
         if model is None:
             raise InputError("Missing option '--model' (or --roles with a model per role)")
-        if (prompt is None) == (prompt_file is None):
-            raise InputError("give the template with exactly one of --prompt or --prompt-file")
-        template = prompt if prompt is not None else _read_template(prompt_file)
-        check_template(template, source=f"--prompt-file {prompt_file}" if prompt_file else "--prompt")
-        config = with_overrides(load_config(config_path), concurrency, max_cost)
+        template = _template(prompt, prompt_file)
+        config = with_fallback(
+            with_overrides(load_config(config_path), concurrency, max_cost), batch_fallback
+        )
         ref = resolve_model(model, config)
+        use_batch = batch_config(config, batch, batch_fallback, [ref])
         check_max_tokens(
             ref,
             max_tokens or config.job.max_tokens,
@@ -139,38 +158,70 @@ def map_command(
             stop=stop,
             providers=providers,
         ) as job:
+            if cancel_batches:
+                say(f"map: {await cancel_job_batches(job, os.environ)} open batch(es) cancelled")
+                return 0
+
             # Estimated once the workspace is ours: the journal's earlier calls of this job inform it.
-            estimate = estimate_map(
-                plan.job_name,
-                ((r.id, plan.prompt(r)) for r in islice(plan.records(), ESTIMATE_SAMPLE)),
-                total=plan.total,
-                model_key=ref.key,
-                max_tokens=plan.max_tokens,
-                prices=job.ledger.prices,
-                rows=job.journal.iter_usage(plan.job_name),
-            )
-            say(f"map: {estimate.line()}")
-            warning = estimate.budget_warning(config.job.max_cost_usd)
-            if warning:
-                say(warning)
-            job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
-            async with watch_job(job, stages=(MAP_STAGE,)):  # live view on stderr, snapshots for status
-                result = await run_map(plan, job, retry_failed=retry_failed)
+            _launch_estimate(plan, job, ref.key, use_batch=use_batch)
+            async with (
+                watch_job(job, stages=(MAP_STAGE,)),  # live view on stderr, snapshots for status
+                maybe_batch_round(job, os.environ, use_batch) as rounds,
+            ):
+                result = await run_map(plan, job, retry_failed=retry_failed, batch=rounds)
             if retry_failed:
                 say(f"map: {result.retried} record(s) that had failed were sent afresh")
             say(_summary(result, job, out))
-        for record_id, error in list(result.failed.items())[:20]:
-            say(f"  failed: {record_id}: {error}")
-        if result.failed_count > 20:
-            say(f"  ... and {result.failed_count - 20} more failed (see `shoal journal`)")
-        if result.halted:
-            say(f"map: halted: {result.halted}; fix the cause, then rerun: {shlex.join(argv)}")
-        elif result.stopped:
-            say(f"map: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
+        _say_outcome(result, argv)
         return result.exit_code
 
     code = run_async(main)
     raise typer.Exit(code)
+
+
+def _template(prompt: str | None, prompt_file: Path | None) -> str:
+    if (prompt is None) == (prompt_file is None):
+        raise InputError("give the template with exactly one of --prompt or --prompt-file")
+    template = prompt if prompt is not None else _read_template(prompt_file)
+    check_template(template, source=f"--prompt-file {prompt_file}" if prompt_file else "--prompt")
+    return template
+
+
+def _launch_estimate(plan: MapPlan, job: Job, model_key: str, *, use_batch: bool) -> None:
+    """Say what the job should cost (online and, with --batch, through batches), warn when that is
+    over the cost budget, and journal it for the report."""
+
+    def estimate_at(prices: PriceBook) -> Estimate:
+        return estimate_map(
+            plan.job_name,
+            ((r.id, plan.prompt(r)) for r in islice(plan.records(), ESTIMATE_SAMPLE)),
+            total=plan.total,
+            model_key=model_key,
+            max_tokens=plan.max_tokens,
+            prices=prices,
+            rows=job.journal.iter_usage(plan.job_name),
+        )
+
+    estimate = estimate_at(job.ledger.prices)
+    say(f"map: {estimate.line()}")
+    if use_batch:
+        online, estimate = estimate, estimate_at(job.ledger.prices.batch_view())
+        say(f"map: {estimate_lines(online, estimate)}")
+    warning = estimate.budget_warning(job.config.job.max_cost_usd)
+    if warning:
+        say(warning)
+    job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
+
+
+def _say_outcome(result: MapResult, argv: list[str]) -> None:
+    for record_id, error in list(result.failed.items())[:20]:
+        say(f"  failed: {record_id}: {error}")
+    if result.failed_count > 20:
+        say(f"  ... and {result.failed_count - 20} more failed (see `shoal journal`)")
+    if result.halted:
+        say(f"map: halted: {result.halted}; fix the cause, then rerun: {shlex.join(argv)}")
+    elif result.stopped:
+        say(f"map: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
 
 
 def _read_template(path: Path | None) -> str:

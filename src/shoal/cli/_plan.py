@@ -25,10 +25,12 @@ from ..plan import (
     plan_observed,
     tier_order,
 )
+from ..plan._batch_stage import BatchedStages
 from ..preflight import check_max_tokens, check_plan, check_workspace
 from ..pricing import PriceBook
 from ..providers import ModelRef, ProviderSet, resolve_model
 from ..view import watch_job
+from ._batch import Fallback, batch_config, estimate_lines, maybe_batch_round, with_fallback
 from ._common import refuse_unpriced, totals_line, with_overrides
 from ._confirm import confirm_launch
 from ._runtime import resume_argv, run_async, say
@@ -99,13 +101,17 @@ def run_plan_command(
     config_path: Path | None,
     retry_needs_review: bool = False,
     argv: list[str] | None = None,
+    batch: bool = False,
+    batch_fallback: Fallback | None = None,
 ) -> int:
     argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
         if mode not in ("phased", "pipeline"):
             raise InputError(f"--mode must be 'phased' or 'pipeline', not '{mode}'")
-        config = with_overrides(load_config(config_path), concurrency, max_cost)
+        config = with_fallback(
+            with_overrides(load_config(config_path), concurrency, max_cost), batch_fallback
+        )
         root = Path.cwd()
         plan = parse_plan(target, cwd=root)
         check_plan(plan, cwd=root)
@@ -119,6 +125,14 @@ def run_plan_command(
             if run.escalation:
                 providers.check(run.escalation[1])
         refuse_unpriced(config, [r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation])
+        use_batch = batch_config(
+            config,
+            batch,
+            batch_fallback,
+            [r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation],
+        )
+        if use_batch and (mode == "pipeline" or canary):
+            raise InputError("--batch runs plans in phased mode: leave out --mode pipeline and --canary")
         for ref in {r.model for r in runs} | {r.escalation[1] for r in runs if r.escalation}:
             check_max_tokens(ref, config.job.max_tokens, source="[job] max_tokens")
         check_workspace(root)
@@ -129,10 +143,23 @@ def run_plan_command(
         estimate = estimate_plan(
             runs, calls, PriceBook.from_config(config), observed, spent_usd=observed.cost_usd
         )
+        shown = estimate.line()
+        if use_batch:
+            online, estimate = (
+                estimate,
+                estimate_plan(
+                    runs,
+                    calls,
+                    PriceBook.from_config(config).batch_view(),
+                    observed,
+                    spent_usd=observed.cost_usd,
+                ),
+            )
+            shown += "\n" + estimate_lines(online, estimate)
         warning = estimate.budget_warning(config.job.max_cost_usd)
         if warning:
             say(warning)
-        if not confirm_launch(_summary(plan, runs, mode, estimate.line()), yes=yes):
+        if not confirm_launch(_summary(plan, runs, mode, shown), yes=yes):
             say("plan: not started")
             return 3
         async with open_job(
@@ -149,7 +176,12 @@ def run_plan_command(
             await runner.start_retry([r for r in runs if r.task.status.strip().lower() == "needs-review"])
             phases = sorted({r.task.phase for r in runs})
             stages = [f"phase-{n}/{stage}" for n in phases for stage in STAGES]
-            async with watch_job(job, stages=stages):  # live view on stderr, snapshots for status
+            async with (
+                watch_job(job, stages=stages),  # live view on stderr, snapshots for status
+                maybe_batch_round(job, os.environ, use_batch) as rounds,
+            ):
+                if rounds is not None:
+                    runner.batched = BatchedStages(job, runner.stages, rounds)
                 result = await (_with_canary(runner, runs, canary, yes) if canary else runner.run())
             verdicts = f"{len(result.shipped)} shipped, {len(result.needs_review)} need review"
             say(f"plan: {verdicts}; {totals_line(job)}")

@@ -36,6 +36,15 @@ def run_command(
         str | None,
         typer.Option("--retry", metavar="STATUS", help="Plans: 'needs-review' sends those tasks afresh."),
     ] = None,
+    batch: Annotated[
+        bool, typer.Option("--batch", help="Plans, phased mode: each stage through the provider's batch API.")
+    ] = False,
+    batch_fallback: Annotated[
+        str | None,
+        typer.Option(
+            "--batch-fallback", help="batch or online: where requests go once batch attempts are spent."
+        ),
+    ] = None,
 ) -> None:
     """Run every pending task of a batch plan, or a workflow script, as one job."""
     suffix = target.suffix.lower()
@@ -44,6 +53,12 @@ def run_command(
         code = 2
     elif retry_failed and suffix in (".md", ".markdown"):
         say("shoal: error: --retry-failed is for workflows and map; plans take --retry needs-review")
+        code = 2
+    elif (batch or batch_fallback) and suffix == ".py":
+        say("shoal: error: --batch is for plans (phased mode) and map; workflow scripts call models online")
+        code = 2
+    elif batch_fallback not in (None, "batch", "online"):
+        say(f"shoal: error: --batch-fallback must be 'batch' or 'online', not '{batch_fallback}'")
         code = 2
     elif suffix == ".py":
         from ._workflow import run_workflow_command
@@ -70,6 +85,8 @@ def run_command(
             max_cost=max_cost,
             config_path=config_path,
             retry_needs_review=retry == "needs-review",
+            batch=batch,
+            batch_fallback="online" if batch_fallback == "online" else "batch" if batch_fallback else None,
         )
     else:
         say(f"shoal: error: {target}: expected a batch plan (.md) or a workflow script (.py)")

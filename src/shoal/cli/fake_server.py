@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ..fake import FakeLimits, FakeReply, FakeSettings, FaultRates, RepliesFileError, read_replies
+from ..fake import (
+    FakeBatchSettings,
+    FakeLimits,
+    FakeReply,
+    FakeSettings,
+    FaultRates,
+    RepliesFileError,
+    read_replies,
+)
 
 __all__ = ["register"]
 
@@ -84,6 +92,29 @@ def fake_server(
     outage_mode: Annotated[
         str, typer.Option("--outage-mode", help="What requests get during the outage: 503 or drop.")
     ] = "503",
+    batch_delay: Annotated[
+        float, typer.Option("--batch-delay", help="Seconds until a submitted batch has ended.")
+    ] = 0.0,
+    batch_error_match: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--batch-error-match",
+            metavar="TEXT",
+            help="Batch requests whose prompt has this text fail (once).",
+        ),
+    ] = None,
+    batch_expire_match: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--batch-expire-match",
+            metavar="TEXT",
+            help="Batch requests whose prompt has this text expire (once).",
+        ),
+    ] = None,
+    batch_account_error: Annotated[
+        str | None,
+        typer.Option("--batch-account-error", help="Every batch request fails with this error code."),
+    ] = None,
 ) -> None:
     """Serve fake OpenAI (/v1/chat/completions) and Anthropic (/v1/messages) endpoints until Ctrl-C."""
     settings = FakeSettings(
@@ -96,6 +127,12 @@ def fake_server(
         replies=_load_replies(replies) if replies is not None else (),
         rate_headers=rate_headers,
         **_capacity_and_outage(capacity, outage_after, outage_for, outage_mode),
+        batch=FakeBatchSettings(
+            delay_s=_at_least_zero(batch_delay, "--batch-delay"),
+            error_match=tuple(batch_error_match or ()),
+            expire_match=tuple(batch_expire_match or ()),
+            account_error=batch_account_error,
+        ),
     )
     if not 0 <= port <= 65535:
         raise typer.BadParameter(f"{port} is not a port number (0-65535)", param_hint="--port")

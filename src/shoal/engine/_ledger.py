@@ -113,6 +113,38 @@ class Ledger:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def reserve_batch(self, worst: float, *, what: str, force: bool = False) -> float:
+        """Reserve a whole batch's worst case before it is submitted; BudgetExhausted if it does not fit.
+
+        `force` holds the reservation whatever the limit: for batches submitted by an earlier run,
+        whose money may still be spent. Released with `release` once the batch is collected.
+        """
+        if (
+            not force
+            and self.max_cost_usd is not None
+            and self.spent + self.reserved + worst > self.max_cost_usd
+        ):
+            left = max(0.0, self.max_cost_usd - self.spent - self.reserved)
+            raise BudgetExhausted(
+                f"cost budget: {what} could cost up to {_usd(worst)}, more than the {_usd(left)} left of "
+                f"{_usd(self.max_cost_usd)} ({_usd(self.spent)} spent); nothing was submitted; "
+                "raise --max-cost (or max_cost_usd in shoal.toml) and run the same command to go on"
+            )
+        self.reserved += worst
+        self._holders += 1
+        return worst
+
+    def batch_worst_case(self, model_key: str, input_tokens: int, max_tokens: int) -> float:
+        price = self.prices.batch_price(model_key)
+        return worst_case_cost(price, input_tokens, max_tokens)
+
+    def batch_cost_of(self, model_key: str, usage: Usage) -> float:
+        cost = self.prices.batch_cost(model_key, usage)
+        if cost is None:
+            self.unpriced.add(model_key)
+            return 0.0
+        return cost
+
     def cost_of(self, model_key: str, usage: Usage) -> float:
         cost = self.prices.cost(model_key, usage)
         if cost is None:

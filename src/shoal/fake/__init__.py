@@ -7,6 +7,8 @@ with deterministic placeholder answers that fit a requested JSON schema.
 from typing import TYPE_CHECKING, Any
 
 from ._backend import FakeBackend
+from ._batch_settings import FakeBatchSettings
+from ._batches import FakeBatches
 from ._hold import Hold
 from ._replies import RepliesFileError, read_replies
 from ._settings import (
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL_KINDS",
     "FakeBackend",
+    "FakeBatchSettings",
+    "FakeBatches",
     "FakeCall",
     "FakeLimits",
     "FakeReply",

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._anthropic_wire import anthropic_body, anthropic_error, parse_anthropic
 from ._backend import FakeBackend
+from ._batches import FakeBatches, batch_routes
 from ._openai_wire import openai_body, openai_error, parse_openai
 from ._settings import FakeResult
 from ._wire import ParsedRequest, WireError
@@ -218,8 +219,11 @@ def _error_response(api: Api, status: int, message: str, headers: Mapping[str, s
     return JSONResponse(body, status_code=status, headers=dict(headers))
 
 
-def build_app(backend: FakeBackend, log_path: Path | None) -> tuple[Starlette, FakeApi]:
+def build_app(
+    backend: FakeBackend, log_path: Path | None, batches: FakeBatches | None = None
+) -> tuple[Starlette, FakeApi]:
     api = FakeApi(backend, log_path)
+    batches = batches or FakeBatches(backend, _RequestLog(log_path).write)
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
@@ -227,6 +231,7 @@ def build_app(backend: FakeBackend, log_path: Path | None) -> tuple[Starlette, F
             Route("/v1/models", api.models, methods=["GET"]),
             Route("/stats", api.stats, methods=["GET"]),
             Route("/health", api.health, methods=["GET"]),
+            *batch_routes(batches),
         ]
     )
     return app, api

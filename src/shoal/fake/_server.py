@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,6 +16,7 @@ import uvicorn
 
 from ._app import FakeApi, build_app, create_app
 from ._backend import FakeBackend
+from ._batches import FakeBatches
 from ._settings import FakeSettings
 
 __all__ = ["FakeServer", "create_app", "serve"]
@@ -50,8 +51,10 @@ def _quiet_drops() -> None:
         logger.addFilter(_HideDrops())
 
 
-def _server(backend: FakeBackend, log_path: Path | None, *, quiet_logging: bool) -> _Server:
-    app, api = build_app(backend, log_path)
+def _server(
+    backend: FakeBackend, log_path: Path | None, *, quiet_logging: bool, batches: FakeBatches | None = None
+) -> _Server:
+    app, api = build_app(backend, log_path, batches)
     # log_config=None leaves the process's logging alone (tests); the CLI wants uvicorn's own.
     extra: dict[str, Any] = {"log_config": None} if quiet_logging else {}
     config = uvicorn.Config(
@@ -78,6 +81,12 @@ def _bind(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def _log_writer(log_path: Path | None) -> Callable[[Mapping[str, Any]], None]:
+    from ._app import _RequestLog
+
+    return _RequestLog(log_path).write
 
 
 def _base_url(host: str, port: int) -> str:
@@ -125,6 +134,8 @@ class FakeServer:
             raise ValueError("pass settings or a backend, not both")
         self.backend = backend or FakeBackend(settings or FakeSettings())
         self._log_path = log_path
+        # The batch APIs' state, readable by tests: `created` lists every batch submitted.
+        self.batches = FakeBatches(self.backend, _log_writer(log_path))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -151,7 +162,7 @@ class FakeServer:
             raise RuntimeError("the fake server is already running")
         self._sock = _bind("127.0.0.1", self._requested_port)
         self._port = self._sock.getsockname()[1]
-        self._server = _server(self.backend, self._log_path, quiet_logging=True)
+        self._server = _server(self.backend, self._log_path, quiet_logging=True, batches=self.batches)
         self._thread = threading.Thread(target=self._run, name=f"shoal-fake-server-{self._port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + _START_TIMEOUT_S

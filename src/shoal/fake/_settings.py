@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from ._batch_settings import FakeBatchSettings
+
 __all__ = [
     "ALL_KINDS",
     "FakeCall",
@@ -135,6 +137,7 @@ class FakeSettings:
     outage_after_s: float | None = None
     outage_for_s: float = 0.0
     outage_mode: Literal["503", "drop"] = "503"
+    batch: FakeBatchSettings = FakeBatchSettings()
 
     def __post_init__(self) -> None:
         _check(self.latency_s >= 0, f"latency_s must not be negative, got {self.latency_s}")

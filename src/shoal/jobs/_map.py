@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
 
-from ..engine import CallSpec, Job, LocalExecutor
+from ..engine import CallResult, CallSpec, Job, LocalExecutor, StopSignal
+from ..engine._batch import BatchRound
 from ..errors import BudgetExhausted, InputError, ModelCallError
 from ..journal import ItemStatus, RunStatus
 from ..providers import Message, ModelRef, ModelRequest
 from ._inputs import Record, iter_records
+from ._map_batch import BatchAnswers
 from ._output import DigestSet, JsonlOutput, id_digest, line_digest
-from ._resume import DoneCheck
+from ._resume import DoneCheck, Reconciled
 from ._template import Template
 
 __all__ = ["MapPlan", "MapResult", "load_schema", "plan_map", "run_map"]
@@ -163,23 +165,100 @@ def _raise_duplicate(path: Path, id_field: str, id_required: bool, fingerprints:
         seen[record.id] = record.line
 
 
-async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> MapResult:
-    output = JsonlOutput(plan.out)
+async def _reconcile(
+    plan: MapPlan, job: Job, check: DoneCheck, result: MapResult, retry_failed: bool
+) -> tuple[Reconciled | None, dict[str, int]]:
+    """Count what OUT already holds and mark the rest pending; None when every record is done
+    (the no-op rerun: the dataset is not read again). Also the records' retry generations."""
     journal, job_name = job.journal, plan.job_name
-    check = DoneCheck(journal, job_name, output.existing_lines())
-    result = MapResult(total=plan.total)
     if retry_failed:  # before reconciling, which marks every record not done as pending
         failed = journal.items_with_status(job_name, ItemStatus.FAILED)
         if failed:
             await journal.start_retry(job_name, failed)
         result.retried = len(failed)
-    if check.all_done(plan.ids, plan.total):  # the no-op rerun: the dataset is not read again
+    if check.all_done(plan.ids, plan.total):
         result.already_done = plan.total
-        job.status = RunStatus.DONE
-        return result
+        return None, {}
     generations = journal.retry_generations(job_name)  # only the items ever retried
     reconciled = await check.reconcile(plan.records())
     result.already_done = reconciled.already_done
+    return reconciled, generations
+
+
+async def _batch_answers(
+    plan: MapPlan, check: DoneCheck, batch: BatchRound, spec_of: Callable[[Record], CallSpec]
+) -> BatchAnswers:
+    """One batch round for every record not done yet; `process` then writes what it answered."""
+    # A record edited since the check is failed by `process`, not sent in the batch.
+    specs = [spec_of(r) for r in check.pending(plan.records) if not plan.template.missing(r.fields)]
+    return await BatchAnswers.collect(batch, specs, STAGE)
+
+
+def _output_line(plan: MapPlan, record: Record, answer: CallResult) -> bytes:
+    """The line OUT gets for a record's answer (a structured answer as JSON, not as a string)."""
+    output_value: Any = json.loads(answer.text) if plan.schema is not None else answer.text
+    return JsonlOutput.encode(
+        {
+            "id": record.id,
+            "output": output_value,
+            "model": plan.model.key,
+            "usage": {
+                "input_tokens": answer.usage.input_tokens,
+                "output_tokens": answer.usage.output_tokens,
+                "cached_tokens": answer.usage.cached_tokens,
+            },
+        }
+    )
+
+
+def _finish(job: Job, result: MapResult, answers: BatchAnswers | None) -> None:
+    if answers is not None and answers.stopped:
+        job.stop.drain(answers.stopped)
+    if job.streak is not None and job.streak.reason:
+        result.halted = job.streak.reason
+        job.status = RunStatus.FAILED
+    elif not job.stop.running:
+        result.stopped = job.stop.reason or "stopped"
+        job.status = RunStatus.STOPPED
+    else:
+        job.status = RunStatus.FAILED if result.failed_count else RunStatus.DONE
+
+
+async def run_map(
+    plan: MapPlan, job: Job, *, retry_failed: bool = False, batch: BatchRound | None = None
+) -> MapResult:
+    output = JsonlOutput(plan.out)
+    journal, job_name = job.journal, plan.job_name
+    check = DoneCheck(journal, job_name, output.existing_lines())
+    result = MapResult(total=plan.total)
+    reconciled, generations = await _reconcile(plan, job, check, result, retry_failed)
+    if reconciled is None:
+        job.status = RunStatus.DONE
+        return result
+
+    def spec_of(record: Record) -> CallSpec:
+        request = ModelRequest(
+            model=plan.model.name,
+            messages=(Message("user", plan.prompt(record)),),
+            max_tokens=plan.max_tokens,
+            schema=plan.schema,
+        )
+        return CallSpec(
+            scope=f"{job_name}#{record.id}",
+            stage=STAGE,
+            model=plan.model,
+            request=request,
+            retry=generations.get(record.id, 0),
+        )
+
+    answers: BatchAnswers | None = None
+    if batch is not None and reconciled.pending:
+        try:
+            answers = await _batch_answers(plan, check, batch, spec_of)
+        except ModelCallError as exc:  # an account-level error, or a batch that cannot be told apart
+            result.halted = str(exc)
+            job.status = RunStatus.FAILED
+            return result
 
     async def process(record: Record) -> None:
         missing = plan.template.missing(record.fields)
@@ -188,21 +267,11 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
             result.fail(record.id, error)
             await journal.set_item(job_name, record.id, ItemStatus.FAILED, stage=STAGE, error=error)
             return
-        request = ModelRequest(
-            model=plan.model.name,
-            messages=(Message("user", plan.prompt(record)),),
-            max_tokens=plan.max_tokens,
-            schema=plan.schema,
-        )
-        spec = CallSpec(
-            scope=f"{job_name}#{record.id}",
-            stage=STAGE,
-            model=plan.model,
-            request=request,
-            retry=generations.get(record.id, 0),
-        )
+        spec = spec_of(record)
         try:
-            answer = await job.caller.call(spec)
+            answer = await (answers.answer(spec, job.caller) if answers else job.caller.call(spec))
+            if answer is None:
+                return
         except BudgetExhausted as exc:
             job.stop.drain(f"budget: {exc}")
             return
@@ -212,19 +281,7 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
                 job_name, record.id, ItemStatus.FAILED, stage=STAGE, error=str(exc), attempts=1
             )
             return
-        output_value: Any = json.loads(answer.text) if plan.schema is not None else answer.text
-        line = JsonlOutput.encode(
-            {
-                "id": record.id,
-                "output": output_value,
-                "model": plan.model.key,
-                "usage": {
-                    "input_tokens": answer.usage.input_tokens,
-                    "output_tokens": answer.usage.output_tokens,
-                    "cached_tokens": answer.usage.cached_tokens,
-                },
-            }
-        )
+        line = _output_line(plan, record, answer)
         digest = line_digest(line)
         # A replayed answer whose line is already in the file was written before a crash that
         # came before the journal heard of it: it is not written twice.
@@ -245,17 +302,11 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
     if reconciled.pending:
         output.open()
         try:
+            # Answers a batch round collected are written even when the job is stopping: they are paid for.
             await LocalExecutor(job.caller.concurrency).run(
-                check.pending(plan.records), process, stop=job.stop
+                check.pending(plan.records), process, stop=StopSignal() if batch is not None else job.stop
             )
         finally:
             output.close()
-    if job.streak is not None and job.streak.reason:
-        result.halted = job.streak.reason
-        job.status = RunStatus.FAILED
-    elif not job.stop.running:
-        result.stopped = job.stop.reason or "stopped"
-        job.status = RunStatus.STOPPED
-    else:
-        job.status = RunStatus.FAILED if result.failed_count else RunStatus.DONE
+    _finish(job, result, answers)
     return result

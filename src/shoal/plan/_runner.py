@@ -17,6 +17,7 @@ from ..engine import Job, LocalExecutor, Stopped
 from ..errors import BudgetExhausted, ModelCallError
 from ..gate import GateTally, writer_brief
 from ..journal import ItemStatus, RunStatus
+from ._batch_stage import BatchedStages
 from ._estimate import estimate_plan, gate_calls, plan_observed
 from ._model import Plan
 from ._stages import STAGES, GateSettings, StageRunner, TaskRun
@@ -65,6 +66,7 @@ class PlanRun:
         self.stages = StageRunner(plan, job, root=root, brief=self.brief, settings=settings)
         self.calls = gate_calls(self.brief, settings, lint=bool(plan.lint_commands))
         self.result = PlanResult(gate=self.stages.tally)
+        self.batched: BatchedStages | None = None  # phased mode through batch APIs (--batch)
         generations = job.journal.retry_generations(job.name)
         for run in runs:  # a retry interrupted earlier resumes under its own generation
             run.retry = generations.get(run.task.filename, run.retry)
@@ -177,7 +179,10 @@ class PlanRun:
                 async def step(run: TaskRun, stage: str = stage) -> None:
                     await self._stage(run, stage)
 
-                await executor.run(todo, step, stop=self.job.stop)
+                if self.batched is not None:  # the stage as batch rounds
+                    await self.batched.run(todo, stage, step, executor)
+                else:
+                    await executor.run(todo, step, stop=self.job.stop)
                 if not self.job.stop.running:
                     return
                 if stage in ("lint", "spot-check", "review") and self._systemic(todo, stage):

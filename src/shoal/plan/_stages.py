@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine import CallSpec, Job
+from ..engine import CallResult, CallSpec, Job
 from ..gate import (
     REVIEW_SCHEMA,
     SELF_CHECK_SCHEMA,
@@ -98,6 +98,8 @@ class StageRunner:
         self._plan_lock = asyncio.Lock()
         self._registry_lock = asyncio.Lock()
         self.tally = GateTally()  # what the gate did, for the summary
+        # Where model calls go instead of straight to the caller (batch rounds capture them).
+        self.calls_through: Callable[[CallSpec], Awaitable[CallResult]] | None = None
         self.stages: dict[str, Callable[[TaskRun], Awaitable[None]]] = {
             "generate": self.generate,
             "self-check": self.self_check,
@@ -142,7 +144,7 @@ class StageRunner:
         spec = CallSpec(
             scope=scope, stage=self._stage_name(run, stage), model=run.model, request=request, retry=run.retry
         )
-        result = await self.job.caller.call(spec)
+        result = await (self.calls_through or self.job.caller.call)(spec)
         return result.text
 
     async def _writer(

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..view import RunRow, phase_of
 from ..view._format import count, duration, money
+from ._batch import batch_saving
 from ._data import CallRow, ReportData
 from ._model import Chart, Section, Table
 from ._svg import PALETTE, Bar, Series, bar_chart, line_chart, stacked_bar_chart
@@ -260,6 +261,9 @@ def cost_section(data: ReportData) -> Section:
     if cost.get("max_usd") is not None:
         text += f", against a budget of {money(cost['max_usd'])}"
     section.paragraphs.append(text + ". Tokens count every attempt, failed ones included.")
+    saving = batch_saving(data)
+    if saving:
+        section.paragraphs.append(saving)
     estimates = _estimate_rows(data, cost["spent_usd"])
     if estimates:
         section.paragraphs.append(

@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ._batches import batch_lines
 from ._format import count, duration, money, percent
 from ._model_rows import ModelRows
 
@@ -184,6 +185,7 @@ def _footer(status: dict[str, Any]) -> list[Text]:
     lines.append(Text(spent))
     if status.get("gate"):
         lines.append(Text(status["gate"]["line"]))
+    lines += [Text(line) for line in batch_lines(status)]
     if status["run"]["state"] == "running":
         rate = progress["per_minute"]
         lines.append(
@@ -242,6 +244,8 @@ def compact_line(status: dict[str, Any]) -> str:
             use = " ".join(f"{kind} {percent(value)}" for kind, value in pcts.items())
             parts.append(f"{model['model']} {use}")
     parts.extend(reservation_notes(status))
+    if status.get("batches"):
+        parts.append(f"{len(status['batches'])} open batch(es)")
     parts.append(f"429s {run['rate_limited']}, retries {run['retries']}")
     parts.append(
         f"tokens {count(job['input_tokens'])} in / {count(job['output_tokens'])} out / "

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..gate import GateTally
 from ..journal import ItemStatus
+from ._batches import open_batches
 from ._cache import CallTotalsCache
 from ._format import phase_of
 from ._readonly import RunRow, latest_run, latest_snapshot, reading, table_exists
@@ -188,6 +189,7 @@ class _Reader:
             "cost": self._cost(totals, snap, items),
             "progress": progress,
             "gate": self._gate(),
+            "batches": open_batches(self.conn, run.job, self.now),
             "snapshot": None if not snap else {"ts": snap.get("ts"), "age_s": self.now - float(snap["ts"])},
             "outages": {
                 "run": events.get((True, "outage_start"), 0),

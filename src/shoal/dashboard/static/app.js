@@ -105,6 +105,17 @@ function renderStatus(s) {
   $("advice").hidden = !$("advice").textContent;
   $("gate").textContent = s.gate ? s.gate.line : "";
   $("gate").hidden = !s.gate;
+  const batches = s.batches || [];
+  $("batches").hidden = batches.length === 0;
+  fillTable("batches", batches, (tr, b) => {
+    cell(tr, b.batch_id || "(being submitted)");
+    cell(tr, b.provider);
+    cell(tr, b.model);
+    cell(tr, b.state);
+    cell(tr, fmtCount(b.requests), "num");
+    cell(tr, Object.entries(b.counts || {}).filter(([, n]) => n).map(([k, n]) => n + " " + k).join(", "));
+    cell(tr, fmtDuration(b.age_s), "num");
+  });
   $("elapsed").textContent = fmtDuration(run.elapsed_s);
   setNum("items-done", items.done);
   setNum("items-total", items.total);
