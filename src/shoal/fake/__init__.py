@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._backend import FakeBackend
 from ._batch_settings import FakeBatchSettings
-from ._batches import FakeBatches
 from ._hold import Hold
 from ._replies import RepliesFileError, read_replies
 from ._settings import (
@@ -22,6 +21,7 @@ from ._settings import (
 )
 
 if TYPE_CHECKING:
+    from ._batches import FakeBatches
     from ._server import FakeServer, create_app, serve
 
 __all__ = [
@@ -53,4 +53,8 @@ def __getattr__(name: str) -> Any:
         from . import _server
 
         return getattr(_server, name)
+    if name == "FakeBatches":  # its routes are starlette's, so it loads with the server
+        from . import _batches
+
+        return _batches.FakeBatches
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
