@@ -13,7 +13,7 @@ import pytest
 
 from shoal.fake import FakeBatchSettings, FakeServer, FakeSettings
 
-from helpers import clean_env, output_ids, run_shoal, shoal_argv, write_records
+from helpers import clean_env, invoke_shoal, output_ids, run_shoal, shoal_argv, write_records
 
 SCHEMA = {
     "type": "object",
@@ -297,3 +297,16 @@ def test_cancel_batches_flag_cancels_this_jobs_open_batch(workspace: Path) -> No
         assert "1 open batch(es) cancelled" in result.stderr
     states = journal(workspace, "SELECT state FROM batches")
     assert states == [("cancelling",)]
+
+
+def test_a_workflow_says_that_batch_mode_does_not_apply(workspace: Path) -> None:
+    (workspace / "shoal.toml").write_text("[job]\nbatch = true\n")
+    (workspace / "wf.py").write_text(
+        "from shoal import agent, workflow\n\n"
+        "@workflow(name='online')\n"
+        "async def main() -> str:\n"
+        "    return await agent('hello')\n"
+    )
+    result = invoke_shoal(workspace, "run", "wf.py", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "workflow: [job] batch does not apply: workflow agents call models online" in result.stderr

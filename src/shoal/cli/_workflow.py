@@ -89,6 +89,11 @@ def _accounting(result: WorkflowResult) -> list[str]:
     return lines
 
 
+def _note_batch(config: ShoalConfig) -> None:
+    if config.job.batch:  # a shoal.toml shared with map and plans may set it
+        say("workflow: [job] batch does not apply: workflow agents call models online")
+
+
 def run_workflow_command(
     target: Path,
     *,
@@ -106,6 +111,7 @@ def run_workflow_command(
         from ..workflows import bind_args, load_workflow, outline, run_workflow, status_line
 
         config = with_overrides(load_config(config_path), concurrency, max_cost)
+        _note_batch(config)
         definition = load_workflow(target)
         values = bind_args(definition, args)
         root = Path.cwd()
