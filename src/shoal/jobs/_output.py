@@ -133,8 +133,11 @@ class JsonlOutput:
         await asyncio.to_thread(os.fsync, self._handle.fileno())
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
-            self._handle = None
+        if self._handle is None:
+            return
+        handle, self._handle = self._handle, None
+        try:
+            handle.flush()
+            os.fsync(handle.fileno())
+        finally:  # a full disk fails the sync; the file is closed all the same
+            handle.close()
