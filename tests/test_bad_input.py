@@ -403,6 +403,11 @@ CASES: dict[str, Case] = {
         ("PLAN.md:24:", "script 'lint_contents.py' not found"),
         setup=plan_example("lint_content.py <filepath>", "lint_contents.py <filepath>"),
     ),
+    "plan mode is not a choice": Case(
+        ("run", "PLAN.md", "--yes", "--mode", "fast"),
+        ("--mode", "'fast' is not one of", "phased", "pipeline"),
+        setup=plan_example("docs/guides/", "docs/guides/"),
+    ),
     # workflows
     "workflow syntax error": Case(
         ("run", "broken.py", "--yes"),

@@ -22,6 +22,7 @@ from ..config import ShoalConfig, load_config
 from ..engine import Stopped, StopSignal, Workspace, open_job
 from ..errors import BudgetExhausted, InputError
 from ..journal import RunStatus, read_usage
+from ..plan import PlanMode
 from ..preflight import check_workspace
 from ..providers import ModelRef, ProviderSet, resolve_model
 from ._common import refuse_unpriced, totals_line
@@ -83,7 +84,7 @@ def _run(out: Path, kind: str, config_path: Path | None, argv: list[str]) -> int
             phase=None,
             yes=True,
             canary=None,
-            mode="phased",
+            mode=PlanMode.PHASED,
             concurrency=None,
             max_cost=None,
             config_path=config_path,

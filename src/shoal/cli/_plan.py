@@ -14,8 +14,10 @@ from ..plan import (
     STAGES,
     GateSettings,
     Plan,
+    PlanMode,
     PlanResult,
     PlanRun,
+    PlanStatus,
     TaskRun,
     brief_for,
     choose_tier,
@@ -51,10 +53,9 @@ def _runs(
     order = tier_order(plan, config.tiering)
     runs: list[TaskRun] = []
     for task in plan.tasks(phase):
-        status = task.status.strip().lower()
-        if status in ("complete", "completed", "done"):
+        if PlanStatus.finished(task.status):
             continue
-        if status == "needs-review" and not retry_needs_review:
+        if PlanStatus.needs_review(task.status) and not retry_needs_review:
             continue
         choice = choose_tier(task, plan, config.tiering)
         model = _resolve(choice.tier, config, plan, task.row.line + 1)
@@ -66,7 +67,7 @@ def _runs(
     return runs
 
 
-def _summary(plan: Plan, runs: list[TaskRun], mode: str, estimate: str) -> str:
+def _summary(plan: Plan, runs: list[TaskRun], mode: PlanMode, estimate: str) -> str:
     lines = [f"Plan {plan.path}: {len(runs)} pending task(s), mode {mode}"]
     for phase in plan.phases:
         mine = [r for r in runs if r.task.phase == phase.number]
@@ -93,7 +94,7 @@ def run_plan_command(
     phase: int | None,
     yes: bool,
     canary: int | None,
-    mode: str,
+    mode: PlanMode,
     concurrency: str | None,
     max_cost: float | None,
     config_path: Path | None,
@@ -103,8 +104,6 @@ def run_plan_command(
     argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
-        if mode not in ("phased", "pipeline"):
-            raise InputError(f"--mode must be 'phased' or 'pipeline', not '{mode}'")
         config = with_overrides(load_config(config_path), concurrency, max_cost)
         root = Path.cwd()
         plan = parse_plan(target, cwd=root)
@@ -146,7 +145,7 @@ def run_plan_command(
         ) as job:
             job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             runner = PlanRun(plan, job, runs, root=root, settings=settings, mode=mode)
-            await runner.start_retry([r for r in runs if r.task.status.strip().lower() == "needs-review"])
+            await runner.start_retry([r for r in runs if PlanStatus.needs_review(r.task.status)])
             phases = sorted({r.task.phase for r in runs})
             stages = [f"phase-{n}/{stage}" for n in phases for stage in STAGES]
             async with watch_job(job, stages=stages):  # live view on stderr, snapshots for status
@@ -163,7 +162,7 @@ def run_plan_command(
 async def _with_canary(runner: PlanRun, runs: list[TaskRun], canary: int, yes: bool) -> PlanResult:
     """K tasks through the whole gate first; the rest only after approval."""
     first, rest = runs[:canary], runs[canary:]
-    result = await runner.run(first, mode="pipeline")
+    result = await runner.run(first, mode=PlanMode.PIPELINE)
     say(f"canary: {len(result.shipped)} shipped, {len(result.needs_review)} need review")
     say(f"canary {result.gate_line()}")
     for name, reason in result.needs_review.items():

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .._states import PlanMode
 from ._common import ConcurrencyOption
 from ._runtime import say
 
@@ -22,7 +23,9 @@ def run_command(
     canary: Annotated[
         int | None, typer.Option("--canary", min=1, help="Plans: K tasks first, then ask.")
     ] = None,
-    mode: Annotated[str, typer.Option("--mode", help="Plans: phased (default) or pipeline.")] = "phased",
+    mode: Annotated[
+        PlanMode, typer.Option("--mode", case_sensitive=False, help="Plans: phased (default) or pipeline.")
+    ] = PlanMode.PHASED,
     arg: Annotated[list[str] | None, typer.Option("--arg", help="Workflows: key=value, repeatable.")] = None,
     concurrency: ConcurrencyOption = None,
     max_cost: Annotated[

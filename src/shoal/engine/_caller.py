@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 from jsonschema import Draft202012Validator
 
 from .._clock import Clock
+from .._states import CallOutcome
 from .._tokens import estimate_tokens
 from ..budget import BudgetBook, Demand
 from ..errors import BadAnswer, ModelCallError, RateLimited, RequestTimeout, TransientError
@@ -382,7 +383,7 @@ class ModelCaller:
                     spec,
                     key,
                     attempt,
-                    problem.outcome if problem else "ok",
+                    problem.outcome if problem else CallOutcome.OK,
                     started,
                     queued_at,
                     status=200,
@@ -432,9 +433,11 @@ class ModelCaller:
     def _check(self, reply: ModelReply, request: ModelRequest) -> BadAnswer | None:
         """An empty answer or one cut off by the token limit is a failure, never a result."""
         if reply.finish_reason == "length":
-            return BadAnswer("answer cut off by the token limit", model=request.model, reason="truncated")
+            return BadAnswer(
+                "answer cut off by the token limit", model=request.model, reason=CallOutcome.TRUNCATED
+            )
         if not reply.text.strip():
-            return BadAnswer("empty answer", model=request.model, reason="empty")
+            return BadAnswer("empty answer", model=request.model, reason=CallOutcome.EMPTY)
         if request.schema is not None:
             return self._check_schema(reply.text, request.schema, request.model)
         return None
@@ -443,7 +446,7 @@ class ModelCaller:
         try:
             document = json.loads(text)
         except ValueError as exc:
-            return BadAnswer(f"answer is not JSON: {exc}", model=model, reason="invalid")
+            return BadAnswer(f"answer is not JSON: {exc}", model=model, reason=CallOutcome.INVALID)
         schema_id = json.dumps(schema, sort_keys=True)
         validator = self._validators.get(schema_id)
         if validator is None:
@@ -452,7 +455,9 @@ class ModelCaller:
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             return BadAnswer(
-                f"answer does not match the schema at {where}: {error.message}", model=model, reason="invalid"
+                f"answer does not match the schema at {where}: {error.message}",
+                model=model,
+                reason=CallOutcome.INVALID,
             )
         return None
 
@@ -461,7 +466,7 @@ class ModelCaller:
         spec: Exchange,
         key: str,
         attempt: int,
-        outcome: str,
+        outcome: CallOutcome,
         started: float,
         queued_at: float,
         *,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .._states import CallOutcome
+
 __all__ = ["CallRecord", "ItemStatus", "RunStatus", "StoredCall"]
 
 
@@ -33,7 +35,7 @@ class CallRecord:
     scope: str  # item id or step path
     stage: str
     model: str
-    outcome: str  # ok, rate_limited, transient, empty, truncated, invalid, rejected, cancelled
+    outcome: CallOutcome
     attempt: int
     status: int | None = None
     response: str | None = None

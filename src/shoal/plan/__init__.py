@@ -1,5 +1,6 @@
 """Markdown batch plans: parse, tier, run through the gate, write statuses back."""
 
+from .._states import PlanMode, PlanStage, PlanStatus
 from ._estimate import estimate_plan, gate_calls, plan_observed
 from ._model import Phase, Plan, Task, TierRule
 from ._parse import parse_plan
@@ -13,8 +14,11 @@ __all__ = [
     "GateSettings",
     "Phase",
     "Plan",
+    "PlanMode",
     "PlanResult",
     "PlanRun",
+    "PlanStage",
+    "PlanStatus",
     "StatusUpdate",
     "Task",
     "TaskRun",

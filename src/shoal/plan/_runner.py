@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from .._signature import failure_signature
+from .._states import PlanMode, PlanStage
 from ..engine import Job, LocalExecutor, Stopped
 from ..errors import BudgetExhausted, ModelCallError
 from ..gate import GateTally, writer_brief
@@ -55,7 +56,7 @@ class PlanRun:
         *,
         root: Path,
         settings: GateSettings,
-        mode: str = "phased",
+        mode: PlanMode = PlanMode.PHASED,
     ) -> None:
         self.plan = plan
         self.job = job
@@ -83,7 +84,7 @@ class PlanRun:
             self.job.run_id, "retry", None, items=[r.task.filename for r in runs], status="needs-review"
         )
 
-    async def run(self, runs: list[TaskRun] | None = None, *, mode: str | None = None) -> PlanResult:
+    async def run(self, runs: list[TaskRun] | None = None, *, mode: PlanMode | None = None) -> PlanResult:
         selected = self.runs if runs is None else runs
         await self.job.journal.set_items(
             self.job.name, [r.task.filename for r in selected], ItemStatus.PENDING
@@ -92,7 +93,7 @@ class PlanRun:
             batch = [r for r in selected if r.task.phase == phase.number]
             if not batch:
                 continue
-            if (mode or self.mode) == "pipeline":
+            if (mode or self.mode) == PlanMode.PIPELINE:
                 await self._pipeline(batch)
             else:
                 await self._phased(batch)
@@ -135,7 +136,7 @@ class PlanRun:
             f"expected for {len(later)} task(s) ({estimate.basis}): ${estimate.expected_total_usd:.4f} in all"
         )
 
-    async def _stage(self, run: TaskRun, stage: str) -> None:
+    async def _stage(self, run: TaskRun, stage: PlanStage) -> None:
         if self.result.systemic:
             raise Stopped(self.result.systemic)  # the phase is halted: spend nothing more on it
         if run.failure is not None or run.shipped:
@@ -156,7 +157,7 @@ class PlanRun:
             if run.failure is None or not self.job.stop.running:
                 continue
             if run.escalation is not None:
-                self.stages.event(run, "gate", "escalate", reason=run.failure, to=run.escalation[0])
+                self.stages.event(run, PlanStage.GATE, "escalate", reason=run.failure, to=run.escalation[0])
                 run.escalate()
                 again.append(run)
             else:
@@ -174,13 +175,15 @@ class PlanRun:
             for stage in STAGES:
                 todo = [r for r in active if r.failure is None]
 
-                async def step(run: TaskRun, stage: str = stage) -> None:
+                async def step(run: TaskRun, stage: PlanStage = stage) -> None:
                     await self._stage(run, stage)
 
                 await executor.run(todo, step, stop=self.job.stop)
                 if not self.job.stop.running:
                     return
-                if stage in ("lint", "spot-check", "review") and self._systemic(todo, stage):
+                if stage in (PlanStage.LINT, PlanStage.SPOT_CHECK, PlanStage.REVIEW) and self._systemic(
+                    todo, stage
+                ):
                     return
             active = await self._settle(active)
 
@@ -198,7 +201,7 @@ class PlanRun:
                 if run.failure is not None and run.escalation is None:
                     # Judge the systemic rule on the tasks finished so far, before marking this one.
                     finished.append(run)
-                    if self._systemic(finished, "gate"):
+                    if self._systemic(finished, PlanStage.GATE):
                         return
                 if not await self._settle([run]):
                     if run.failure is None:
@@ -207,7 +210,7 @@ class PlanRun:
 
         await LocalExecutor(self.job.caller.concurrency).run(batch, flow, stop=self.job.stop)
 
-    def _systemic(self, batch: list[TaskRun], stage: str) -> bool:
+    def _systemic(self, batch: list[TaskRun], stage: PlanStage) -> bool:
         """The same failure in at least half of the tasks (and at least 3): stop before spending more."""
         signatures = Counter(_comparable(r) for r in batch if r.signature)
         if not signatures:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..gate import GateTally
-from ..journal import ItemStatus
+from ..journal import CallOutcome, ItemStatus
 from ._cache import CallTotalsCache
 from ._format import phase_of
 from ._readonly import RunRow, latest_run, latest_snapshot, reading, table_exists
@@ -286,7 +286,7 @@ class _Reader:
             if created < since:
                 continue
             entry = used[str(row["model"])]
-            if row["outcome"] == "ok":
+            if row["outcome"] == CallOutcome.OK:
                 answered = self.answered[str(row["model"])]
                 answered[0].append(int(row["output_tokens"]))
                 answered[1].append(int(row["input_tokens"]))

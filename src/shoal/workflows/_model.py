@@ -41,6 +41,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.usage import RequestUsage
 
+from .._states import CallOutcome
 from .._tokens import estimate_tokens
 from ..budget import Demand
 from ..engine import Exchange
@@ -86,7 +87,7 @@ def dump_response(response: ModelResponse) -> str:
 def load_response(text: str) -> ModelResponse:
     message = ModelMessagesTypeAdapter.validate_json(text)[0]
     if not isinstance(message, ModelResponse):
-        raise BadAnswer("journaled answer is not a model response", reason="invalid")
+        raise BadAnswer("journaled answer is not a model response", reason=CallOutcome.INVALID)
     return message
 
 
@@ -196,14 +197,14 @@ def _check(reply: ModelReply, model: str) -> BadAnswer | None:
     try:
         response = load_response(reply.text)
     except ValueError as exc:
-        return BadAnswer(f"answer is not a model response: {exc}", model=model, reason="invalid")
+        return BadAnswer(f"answer is not a model response: {exc}", model=model, reason=CallOutcome.INVALID)
     if response.finish_reason == "length":
-        return BadAnswer("answer cut off by the token limit", model=model, reason="truncated")
+        return BadAnswer("answer cut off by the token limit", model=model, reason=CallOutcome.TRUNCATED)
     if not any(
         isinstance(part, ToolCallPart) or (isinstance(part, TextPart) and part.content.strip())
         for part in response.parts
     ):
-        return BadAnswer("empty answer", model=model, reason="empty")
+        return BadAnswer("empty answer", model=model, reason=CallOutcome.EMPTY)
     return None
 
 
