@@ -106,7 +106,7 @@ async def test_empty_and_truncated_answers_are_retried_and_never_kept(open_scrip
     provider = Scripted([ok(""), ok("half an ans", finish="length"), ok("whole answer")])
     async with open_scripted(provider, config(max_attempts=5)) as job:
         result = await job.caller.call(spec())
-        outcomes = [row[0] for row in job.journal.query("SELECT outcome FROM calls ORDER BY id")]
+        outcomes = [row.outcome for row in job.journal.usage(job.name)]
     assert result.text == "whole answer" and result.attempts == 3
     assert outcomes == ["empty", "truncated", "ok"]
 

@@ -35,14 +35,10 @@ class RolesOptions:
 
 def _role_counts(plan: RolesPlan, job: Job) -> str:
     """Per role: units done and failed, from the journal's items."""
-    rows = job.journal.query(
-        "SELECT stage, status, count(*) AS n FROM items WHERE job = ? GROUP BY stage, status",
-        (plan.job_name,),
-    )
     counts: dict[str, dict[str, int]] = {name: {} for name in plan.roles}
-    for row in rows:
-        if row["stage"] in counts:
-            counts[row["stage"]][str(row["status"])] = int(row["n"])
+    for row in job.journal.item_counts(plan.job_name):
+        if row.stage in counts:
+            counts[row.stage][row.status] = row.n
     parts = []
     for name, by_status in counts.items():
         failed = by_status.get("failed", 0)

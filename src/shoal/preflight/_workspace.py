@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from ..errors import UsageError
+from ..journal import check_readable
 
 __all__ = ["check_workspace"]
 
@@ -72,11 +73,7 @@ def _journal_problem(journal: Path) -> str | None:
     if counter_valid and pages and size < pages * page_size and not wal_pending:
         return f"truncated ({size:,} of {pages * page_size:,} bytes)"
     try:
-        conn = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            conn.close()
+        check_readable(journal)
     except sqlite3.DatabaseError as exc:
         return f"damaged ({exc})"
     return None

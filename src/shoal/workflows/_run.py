@@ -77,20 +77,16 @@ async def _report_failure(result: WorkflowResult, root: Path) -> None:
 
 def _write_failure_report(path: Path, runtime: Runtime, error: str) -> Path:
     job = runtime.job
-    rows = job.journal.query(
-        "SELECT item, status, output, error FROM items WHERE job = ? AND status IN ('done', 'failed') "
-        "ORDER BY rowid",
-        (job.name,),
-    )
+    rows = job.journal.items(job.name)
     lines = [f"# Workflow {runtime.settings.name}: did not finish", "", error, ""]
-    failed = [row for row in rows if row["status"] == "failed"]
-    done = [row for row in rows if row["status"] == "done"]
+    failed = [row for row in rows if row.status == ItemStatus.FAILED]
+    done = [row for row in rows if row.status == ItemStatus.DONE]
     if failed:
         lines += ["## Failed agents", ""]
-        lines += [f"- `{row['item']}`: {row['error'] or 'failed'}" for row in failed]
+        lines += [f"- `{row.id}`: {row.error or 'failed'}" for row in failed]
         lines.append("")
     lines += [f"## Finished agents ({len(done)})", ""]
-    lines += [f"- `{row['item']}`: {' '.join(str(row['output'] or '').split())}" for row in done]
+    lines += [f"- `{row.id}`: {' '.join(str(row.file or '').split())}" for row in done]
     if not done:
         lines.append("(none)")
     write_atomic(path, "\n".join(lines) + "\n")

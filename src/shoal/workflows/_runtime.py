@@ -63,11 +63,7 @@ class Runtime:
         self.failures: dict[str, str] = {}
         self.phases: list[str] = []
         self._tokens_reserved = 0
-        rows = job.journal.query(
-            "SELECT COALESCE(sum(input_tokens + output_tokens), 0) FROM calls WHERE job = ? AND run_id != ?",
-            (job.name, job.run_id),
-        )
-        self._tokens_before = int(rows[0][0])
+        self._tokens_before = job.journal.tokens_before(job.name, job.run_id)
         self.retries = job.journal.retry_generations(job.name)  # agent path -> retry generation
         # Agents failing alike (output validation spent, say) stop the job, as calls do in the caller.
         self.agent_streak = FailureStreak(
