@@ -22,8 +22,7 @@ from ..errors import UsageError
 from ..fake import FakeLimits, FakeSettings
 from ..providers import Provider
 from ..providers._rehearsal import RehearsalProvider
-from ..workflows import agent_model, bind_args, load_workflow, outline, run_workflow
-from ..workflows._tools import CommandResult
+from ..workflows import CommandResult, agent_model, bind_args, load_workflow, outline, run_workflow
 from ._errors import DraftRejected
 from ._rehearse import DryRun, dry_run_to_json
 

@@ -20,8 +20,7 @@ from .._tokens import estimate_tokens
 from ..budget import BudgetBook, Demand
 from ..errors import BadAnswer, ModelCallError, RateLimited, RequestTimeout, TransientError
 from ..journal import CallRecord, Journal
-from ..providers._refs import ModelRef
-from ..providers._types import ModelReply, ModelRequest, Provider, Usage
+from ..providers import ModelRef, ModelReply, ModelRequest, Provider, Usage
 from ._autotune import ConcurrencyTuner, TunerSettings
 from ._ledger import Ledger
 from ._limiter import Limiter

@@ -1,5 +1,6 @@
 """Providers: one adapter per provider, each a single async method over plain types."""
 
+from ._headers import parse_duration, parse_rate_headers
 from ._refs import KNOWN_PROVIDERS, ModelRef, by_model_key, resolve_model
 from ._registry import ProviderSet, RehearsalDefaults, load_replies
 from ._types import Message, ModelReply, ModelRequest, Provider, RateSnapshot, Usage
@@ -17,5 +18,7 @@ __all__ = [
     "Usage",
     "by_model_key",
     "load_replies",
+    "parse_duration",
+    "parse_rate_headers",
     "resolve_model",
 ]

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from ..budget._headers import parse_rate_headers
 from ..errors import ModelCallError, PermanentError, RateLimited, TransientError
+from ._headers import parse_rate_headers
 from ._http import capture_response
 from ._types import ModelReply, ModelRequest, RateSnapshot, Usage
 

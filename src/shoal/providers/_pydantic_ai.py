@@ -28,8 +28,8 @@ from pydantic_ai.output import OutputObjectDefinition
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
-from ..budget._headers import parse_rate_headers
 from ..errors import ModelCallError, PermanentError, RateLimited, TransientError
+from ._headers import parse_rate_headers
 from ._http import capture_response
 from ._types import Message, ModelReply, ModelRequest, RateSnapshot, Usage
 

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..journal import CallOutcome
-from ..view import RunRow
-from ..view._format import count, duration
+from ..view import RunRow, count, duration
 from ._data import CallRow, LimitPoint, ReportData
 from ._model import Chart, Section, Table
 from ._svg import PALETTE, Series, line_chart

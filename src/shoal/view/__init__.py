@@ -12,7 +12,7 @@ from ..journal import (
     runs_of,
     table_exists,
 )
-from ._format import phase_of
+from ._format import count, duration, money, percent, phase_of
 from ._jobs import describe_jobs, job_names, match_job
 from ._publisher import SnapshotPublisher
 from ._redact import Redactor
@@ -32,12 +32,16 @@ __all__ = [
     "TerminalView",
     "capture",
     "compact_line",
+    "count",
     "describe_jobs",
+    "duration",
     "item_of_scope",
     "job_names",
     "latest_run",
     "match_job",
+    "money",
     "open_readonly",
+    "percent",
     "phase_of",
     "read_status",
     "reading",

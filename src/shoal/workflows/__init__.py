@@ -18,7 +18,7 @@ from ._definition import Outline, Workflow, bind_args, load_workflow, outline, w
 from ._errors import AgentCapExceeded, AgentFailed, WorkflowError
 from ._run import WorkflowResult, report_path, run_workflow, status_line
 from ._runtime import RunSettings, agent_model
-from ._tools import BUILTIN_TOOLS
+from ._tools import BUILTIN_TOOLS, CommandResult
 from ._verify import Finding, FixOutcome, verify_fix
 from ._workspace import SharedWorkspace, workspace
 
@@ -26,6 +26,7 @@ __all__ = [
     "BUILTIN_TOOLS",
     "AgentCapExceeded",
     "AgentFailed",
+    "CommandResult",
     "Finding",
     "FixOutcome",
     "Outline",
