@@ -7,9 +7,9 @@ member and is written back unchanged.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
-__all__ = ["CallOutcome", "PlanMode", "PlanStage", "PlanStatus"]
+__all__ = ["CallOutcome", "ExitCode", "PlanMode", "PlanStage", "PlanStatus", "RunStatus"]
 
 
 class CallOutcome(StrEnum):
@@ -76,3 +76,36 @@ class PlanMode(StrEnum):
 
     PHASED = "phased"  # every task of a phase through one stage before the next
     PIPELINE = "pipeline"  # each task through all stages on its own
+
+
+class RunStatus(StrEnum):
+    """A run's row in the journal's `runs` table."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # finished, some items failed for good
+    STOPPED = "stopped"  # drained or cancelled; resumable
+
+
+class ExitCode(IntEnum):
+    """What every shoal command exits with; a finished job's run status follows from it."""
+
+    OK = 0
+    FAILED = 1  # some work failed for good, or the job halted on one failure repeated
+    USAGE = 2  # a user mistake: one line on stderr
+    STOPPED = 3  # drained, cancelled, not started or not approved: run the same command to go on
+
+    @classmethod
+    def of(cls, *, failed: bool, stopped: bool = False, halted: bool = False) -> ExitCode:
+        """A halt (every call failed alike) is a failure, not a resumable stop."""
+        if halted:
+            return cls.FAILED
+        if stopped:
+            return cls.STOPPED
+        return cls.FAILED if failed else cls.OK
+
+    @property
+    def run_status(self) -> RunStatus:
+        if self is ExitCode.OK:
+            return RunStatus.DONE
+        return RunStatus.STOPPED if self is ExitCode.STOPPED else RunStatus.FAILED

@@ -32,18 +32,22 @@ not this one, is in brackets)::
 `Stopped` and `Refused` are control flow, not failures, so they are not ShoalErrors: nothing
 should catch them as one. Each ModelCallError names its journal outcome (a `CallOutcome`).
 
+Every command exits with an `ExitCode` (0 ok, 1 failed, 2 usage, 3 stopped and resumable); a
+finished run's status in the journal follows from it (`ExitCode.run_status`).
+
 Provider adapters translate SDK and HTTP exceptions into ModelCallError subclasses once, at
 the boundary; nothing above the adapters sees an SDK exception.
 """
 
 from __future__ import annotations
 
-from ._states import CallOutcome
+from ._states import CallOutcome, ExitCode
 
 __all__ = [
     "BadAnswer",
     "BudgetExhausted",
     "ConfigError",
+    "ExitCode",
     "InputError",
     "ModelCallError",
     "PermanentError",
@@ -64,7 +68,7 @@ class ShoalError(Exception):
 class UsageError(ShoalError):
     """The user asked for something that cannot work as given. Exit code 2."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ConfigError(UsageError):

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from ..config import ShoalConfig, load_config
 from ..engine import Stopped, StopSignal, Workspace, open_job
-from ..errors import BudgetExhausted, InputError
+from ..errors import ExitCode, InputError
 from ..journal import RunStatus, read_usage
 from ..plan import PlanMode
 from ..preflight import check_workspace
@@ -188,14 +188,12 @@ async def _draft(
                 max_tokens=config.draft.max_tokens,
                 say=say,
             )
-        except BudgetExhausted as exc:
-            stop.drain(f"budget: {exc}")
         except Stopped:
             pass
         if not stop.running:
             job.status = RunStatus.STOPPED
             say(f"draft: stopped ({stop.reason}); nothing written; resume with: {command}")
-            return 3
+            return ExitCode.STOPPED
         if outcome.checked is not None:
             text = outcome.checked.text
             job.journal.event(
@@ -205,7 +203,7 @@ async def _draft(
         say(f"draft: {len(outcome.attempts)} round(s); {totals_line(job)}")
     if outcome.checked is None:
         say(f"draft: refused after {len(outcome.attempts)} round(s), nothing written: {outcome.last_error}")
-        return 1
+        return ExitCode.FAILED
     return _approve_and_write(
         outcome.checked,
         kind=kind,
@@ -249,16 +247,16 @@ def _approve_and_write(
     same = out.is_file() and out.read_text(encoding="utf-8", errors="replace") == text
     if out.exists() and not same and not force:
         say(f"shoal: error: --out {out}: already exists with other content; pass --force to replace it")
-        return 2
+        return ExitCode.USAGE
     if not approve(f"Write the {kind} to {out}?", yes=yes):
         say("draft: not written")
-        return 3
+        return ExitCode.STOPPED
     if same:
         say(f"draft: {out} already holds this {kind}; unchanged")
-        return 0
+        return ExitCode.OK
     _write(out, text)
     say(f"draft: {kind} written to {out}; run it with: shoal run {shlex.quote(str(out))}")
-    return 0
+    return ExitCode.OK
 
 
 def _write(path: Path, text: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import ShoalConfig, load_config
 from ..engine import StopSignal, Workspace, open_job
-from ..errors import InputError
+from ..errors import ExitCode, InputError
 from ..journal import read_usage
 from ..plan import (
     STAGES,
@@ -111,7 +111,7 @@ def run_plan_command(
         runs = _runs(plan, config, phase, retry_needs_review)
         if not runs:
             say(f"plan: nothing pending in {target}" + (f" phase {phase}" if phase else ""))
-            return 0
+            return ExitCode.OK
         providers = ProviderSet(config, os.environ)
         for run in runs:
             providers.check(run.model)
@@ -133,7 +133,7 @@ def run_plan_command(
             say(warning)
         if not confirm_launch(_summary(plan, runs, mode, estimate.line()), yes=yes):
             say("plan: not started")
-            return 3
+            return ExitCode.STOPPED
         async with open_job(
             workspace=Workspace(root),
             config=config,

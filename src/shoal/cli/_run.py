@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .._states import PlanMode
+from ..errors import ExitCode
 from ._common import ConcurrencyOption
 from ._runtime import say
 
@@ -44,10 +45,10 @@ def run_command(
     suffix = target.suffix.lower()
     if retry is not None and (suffix == ".py" or retry != "needs-review"):
         say(f"shoal: error: --retry {retry}: plans take --retry needs-review; workflows take --retry-failed")
-        code = 2
+        code: int = ExitCode.USAGE
     elif retry_failed and suffix in (".md", ".markdown"):
         say("shoal: error: --retry-failed is for workflows and map; plans take --retry needs-review")
-        code = 2
+        code = ExitCode.USAGE
     elif suffix == ".py":
         from ._workflow import run_workflow_command
 
@@ -76,5 +77,5 @@ def run_command(
         )
     else:
         say(f"shoal: error: {target}: expected a batch plan (.md) or a workflow script (.py)")
-        code = 2
+        code = ExitCode.USAGE
     raise typer.Exit(code)

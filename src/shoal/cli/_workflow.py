@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ShoalConfig, load_config
 from ..engine import StopSignal, Workspace, open_job
+from ..errors import ExitCode
 from ..estimate import workflow_estimate_line
 from ..journal import read_usage
 from ..preflight import check_workspace
@@ -119,7 +120,7 @@ def run_workflow_command(
         refuse_unpriced(config, [default, *named.values()])
         if not confirm_launch(_summary(target, settings, seen, config, root), yes=yes):
             say("workflow: not started")
-            return 3
+            return ExitCode.STOPPED
         async with open_job(
             workspace=Workspace(root),
             config=config,

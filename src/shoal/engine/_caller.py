@@ -18,7 +18,7 @@ from .._clock import Clock
 from .._states import CallOutcome
 from .._tokens import estimate_tokens
 from ..budget import BudgetBook, Demand
-from ..errors import BadAnswer, ModelCallError, RateLimited, RequestTimeout, TransientError
+from ..errors import BadAnswer, BudgetExhausted, ModelCallError, RateLimited, RequestTimeout, TransientError
 from ..journal import CallRecord, Journal
 from ..providers import ModelRef, ModelReply, ModelRequest, Provider, Usage
 from ._autotune import ConcurrencyTuner, TunerSettings
@@ -306,6 +306,19 @@ class ModelCaller:
             raise Stopped(str(exc)) from None
         return ticket
 
+    async def _reserve(self, model_key: str, demand: Demand) -> float:
+        """The call's worst-case cost, reserved; past the cost budget the engine drains the job itself."""
+        try:
+            reservation = self._ledger.try_reserve(model_key, demand.input_tokens, demand.max_tokens)
+            if reservation is None:  # near the cost limit: wait for the calls in flight to settle
+                reservation = await self._interruptible(
+                    self._ledger.reserve(model_key, demand.input_tokens, demand.max_tokens)
+                )
+        except BudgetExhausted as exc:
+            self._stop.drain(f"budget: {exc}")
+            raise Stopped(str(exc)) from None
+        return reservation
+
     def _event(self, kind: str, detail: dict[str, Any]) -> None:
         """A journal event from the outage gates, the timeouts or the tuner ("model" goes to its column)."""
         fields = dict(detail)
@@ -346,11 +359,7 @@ class ModelCaller:
         else:
             await self._slots.acquire()  # a free slot is taken without waiting
         try:
-            reservation = self._ledger.try_reserve(model_key, demand.input_tokens, demand.max_tokens)
-            if reservation is None:  # near the cost limit: wait for the calls in flight to settle
-                reservation = await self._interruptible(
-                    self._ledger.reserve(model_key, demand.input_tokens, demand.max_tokens)
-                )
+            reservation = await self._reserve(model_key, demand)
             try:
                 permit = budget.try_acquire(demand)
                 if permit is None:

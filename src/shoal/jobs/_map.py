@@ -12,7 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, SchemaError
 
 from ..engine import CallSpec, Job, LocalExecutor
-from ..errors import BudgetExhausted, InputError, ModelCallError
+from ..errors import ExitCode, InputError, ModelCallError
 from ..journal import ItemStatus, RunStatus
 from ..providers import Message, ModelRef, ModelRequest
 from ._inputs import Record, iter_records
@@ -72,12 +72,8 @@ class MapResult:
             self.failed[record_id] = error
 
     @property
-    def exit_code(self) -> int:
-        if self.halted:
-            return 1
-        if self.stopped:
-            return 3
-        return 1 if self.failed_count else 0
+    def exit_code(self) -> ExitCode:
+        return ExitCode.of(failed=self.failed_count > 0, stopped=bool(self.stopped), halted=bool(self.halted))
 
 
 def load_schema(path: Path) -> dict[str, Any]:
@@ -203,9 +199,6 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
         )
         try:
             answer = await job.caller.call(spec)
-        except BudgetExhausted as exc:
-            job.stop.drain(f"budget: {exc}")
-            return
         except ModelCallError as exc:
             result.fail(record.id, str(exc))
             await journal.set_item(
@@ -252,10 +245,7 @@ async def run_map(plan: MapPlan, job: Job, *, retry_failed: bool = False) -> Map
             output.close()
     if job.streak is not None and job.streak.reason:
         result.halted = job.streak.reason
-        job.status = RunStatus.FAILED
     elif not job.stop.running:
         result.stopped = job.stop.reason or "stopped"
-        job.status = RunStatus.STOPPED
-    else:
-        job.status = RunStatus.FAILED if result.failed_count else RunStatus.DONE
+    job.status = result.exit_code.run_status
     return result

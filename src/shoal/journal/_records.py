@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .._states import CallOutcome
+from .._states import CallOutcome, RunStatus
 
 __all__ = ["CallRecord", "ItemStatus", "RunStatus", "StoredCall"]
 
@@ -16,13 +16,6 @@ class ItemStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     NEEDS_REVIEW = "needs-review"
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"  # finished, some items failed for good
-    STOPPED = "stopped"  # drained or cancelled; resumable
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from .._signature import failure_signature
-from .._states import PlanMode, PlanStage
+from .._states import ExitCode, PlanMode, PlanStage
 from ..engine import Job, LocalExecutor, Stopped
-from ..errors import BudgetExhausted, ModelCallError
+from ..errors import ModelCallError
 from ..gate import GateTally, writer_brief
-from ..journal import ItemStatus, RunStatus
+from ..journal import ItemStatus
 from ._estimate import estimate_plan, gate_calls, plan_observed
 from ._model import Plan
 from ._stages import STAGES, GateSettings, StageRunner, TaskRun
@@ -41,10 +41,8 @@ class PlanResult:
         return self.gate.line(self.shipped, self.needs_review)
 
     @property
-    def exit_code(self) -> int:
-        if self.stopped:
-            return 3
-        return 1 if (self.needs_review or self.systemic) else 0
+    def exit_code(self) -> ExitCode:
+        return ExitCode.of(failed=bool(self.needs_review or self.systemic), stopped=bool(self.stopped))
 
 
 class PlanRun:
@@ -107,13 +105,9 @@ class PlanRun:
         streak = self.job.streak.reason if self.job.streak is not None else None
         if streak:  # every call failed alike: not resumable until its cause is fixed
             self.result.systemic = self.result.systemic or f"halted: {streak}"
-            self.job.status = RunStatus.FAILED
         elif not self.job.stop.running:
             self.result.stopped = self.job.stop.reason or "stopped"
-            self.job.status = RunStatus.STOPPED
-        else:
-            failed = self.result.needs_review or self.result.systemic
-            self.job.status = RunStatus.FAILED if failed else RunStatus.DONE
+        self.job.status = self.result.exit_code.run_status
 
     def _project(self, phase: int, later: list[TaskRun]) -> None:
         """After a phase: the rest of the plan's cost again, from the tokens and escalations seen so far."""
@@ -143,9 +137,6 @@ class PlanRun:
             return
         try:
             await self.stages.stages[stage](run)
-        except BudgetExhausted as exc:
-            self.job.stop.drain(f"budget: {exc}")
-            raise Stopped(str(exc)) from None
         except ModelCallError as exc:
             run.failure = f"{stage}: model call failed: {exc}"
             run.signature = f"{stage}: {type(exc).__name__}"

@@ -14,9 +14,9 @@ from typing import Any
 import pydantic_core
 
 from ..engine import Job, Stopped, StopState
-from ..errors import BudgetExhausted, UsageError
+from ..errors import ExitCode, UsageError
 from ..gate import write_atomic
-from ..journal import ItemStatus, RunStatus
+from ..journal import ItemStatus
 from ._definition import Workflow
 from ._errors import AgentCapExceeded, AgentFailed
 from ._paths import Scope, in_scope, slug
@@ -37,10 +37,8 @@ class WorkflowResult:
     retried: int = 0  # agents that had failed for good, sent afresh (--retry-failed)
 
     @property
-    def exit_code(self) -> int:
-        if self.stopped:
-            return 3
-        return 1 if self.error or self.failed else 0
+    def exit_code(self) -> ExitCode:
+        return ExitCode.of(failed=bool(self.error or self.failed), stopped=bool(self.stopped))
 
 
 def report_path(root: Path, name: str) -> Path:
@@ -173,9 +171,6 @@ async def run_workflow(
             result.stopped = job.stop.reason or "cancelled"
         except Stopped as exc:
             result.stopped = job.stop.reason or str(exc) or "stopped"
-        except BudgetExhausted as exc:
-            job.stop.drain(f"budget: {exc}")
-            result.stopped = job.stop.reason
         except (AgentFailed, AgentCapExceeded) as exc:
             result.error = str(exc)
         except UsageError:
@@ -196,6 +191,5 @@ async def run_workflow(
     await _report_failure(result, root)
     result.failed = dict(runtime.failures)
     _note_streak(result, job)
-    code = result.exit_code
-    job.status = {0: RunStatus.DONE, 1: RunStatus.FAILED}.get(code, RunStatus.STOPPED)
+    job.status = result.exit_code.run_status
     return result
