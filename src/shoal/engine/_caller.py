@@ -10,7 +10,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from jsonschema import Draft202012Validator
 
@@ -28,6 +28,9 @@ from ._outage import OutageBook, OutageGate, OutageSettings, OutageTooLong, Tick
 from ._stop import Stopped, StopSignal
 from ._streak import FailureStreak
 from ._timeouts import AdaptiveTimeouts, TimeoutSettings
+
+if TYPE_CHECKING:
+    from pydantic_ai.messages import ModelResponse
 
 __all__ = [
     "CallResult",
@@ -77,8 +80,8 @@ class CallSpec:
 class Exchange:
     """One request of any shape: what identifies it, what it is counted for, how to send and check it.
 
-    `ModelCaller.call` builds one from a CallSpec; callers that speak pydantic-ai directly (agents
-    with tools) build their own, with `send` returning the serialized response as the reply text.
+    `ModelCaller.call` builds one from a CallSpec; agents build their own, whose `send` passes an
+    `AgentTurn` to the same `Provider.complete` and gets the typed response back in the reply.
     """
 
     scope: str
@@ -98,6 +101,10 @@ class CallResult:
     cost_usd: float
     replayed: bool
     attempts: int
+    # What the journal keeps for this call (the reply's `stored` form, else its text), and the
+    # typed response of an agent turn sent in this run (None when replayed: read `stored`).
+    stored: str = ""
+    response: ModelResponse | None = None
 
 
 @dataclass(slots=True)
@@ -227,7 +234,15 @@ class ModelCaller:
             usage = Usage(stored.input_tokens, stored.output_tokens, stored.cached_tokens)
             self._ledger.record(spec.model.key, spec.stage, usage, stored.cost_usd, replayed=True)
             self.stats.replayed += 1
-            return CallResult(key, stored.response, usage, stored.cost_usd, replayed=True, attempts=0)
+            return CallResult(
+                key,
+                stored.response,
+                usage,
+                stored.cost_usd,
+                replayed=True,
+                attempts=0,
+                stored=stored.response,
+            )
         tally = _Tally()
         gate = self.outages.for_provider(spec.model.provider)
         while True:
@@ -247,7 +262,16 @@ class ModelCaller:
                 gate.abandon(ticket)
                 raise
             gate.answered(ticket)
-            return CallResult(key, reply.text, reply.usage, cost, replayed=False, attempts=tally.sent + 1)
+            return CallResult(
+                key,
+                reply.text,
+                reply.usage,
+                cost,
+                replayed=False,
+                attempts=tally.sent + 1,
+                stored=reply.text if reply.stored is None else reply.stored,
+                response=reply.response,
+            )
 
     def _after_failure(
         self, spec: Exchange, exc: ModelCallError, gate: OutageGate, ticket: Ticket, tally: _Tally
@@ -497,7 +521,7 @@ class ModelCaller:
             outcome=outcome,
             attempt=attempt,
             status=status,
-            response=reply.text if reply is not None else None,
+            response=(reply.text if reply.stored is None else reply.stored) if reply is not None else None,
             finish_reason=reply.finish_reason if reply is not None else None,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,

@@ -3,9 +3,10 @@
 from ._headers import parse_duration, parse_rate_headers
 from ._refs import KNOWN_PROVIDERS, ModelRef, by_model_key, resolve_model
 from ._registry import ProviderSet, RehearsalDefaults, load_replies
-from ._types import Message, ModelReply, ModelRequest, Provider, RateSnapshot, Usage
+from ._types import AgentTurn, Message, ModelReply, ModelRequest, Provider, RateSnapshot, TurnProvider, Usage
 
 __all__ = [
+    "AgentTurn",
     "KNOWN_PROVIDERS",
     "Message",
     "ModelRef",
@@ -15,6 +16,7 @@ __all__ = [
     "ProviderSet",
     "RateSnapshot",
     "RehearsalDefaults",
+    "TurnProvider",
     "Usage",
     "by_model_key",
     "load_replies",
