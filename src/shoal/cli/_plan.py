@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shlex
 from pathlib import Path
 
-from ..config import ShoalConfig, load_config
-from ..engine import StopSignal, Workspace, open_job
+from ..config import ShoalConfig
+from ..engine import StopSignal, Workspace
 from ..errors import ExitCode, InputError
 from ..journal import read_usage
 from ..plan import (
@@ -29,10 +27,11 @@ from ..plan import (
 )
 from ..preflight import check_max_tokens, check_plan, check_workspace
 from ..pricing import PriceBook
-from ..providers import ModelRef, ProviderSet, resolve_model
+from ..providers import ModelRef, resolve_model
 from ..view import watch_job
-from ._common import refuse_unpriced, totals_line, with_overrides
+from ._common import totals_line
 from ._confirm import confirm_launch
+from ._launch import Launch
 from ._runtime import resume_argv, run_async, say
 
 __all__ = ["run_plan_command"]
@@ -104,20 +103,17 @@ def run_plan_command(
     argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
-        config = with_overrides(load_config(config_path), concurrency, max_cost)
-        root = Path.cwd()
+        launch = Launch.prepare(
+            config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv
+        )
+        config, root = launch.config, launch.root
         plan = parse_plan(target, cwd=root)
         check_plan(plan, cwd=root)
         runs = _runs(plan, config, phase, retry_needs_review)
         if not runs:
             say(f"plan: nothing pending in {target}" + (f" phase {phase}" if phase else ""))
             return ExitCode.OK
-        providers = ProviderSet(config, os.environ)
-        for run in runs:
-            providers.check(run.model)
-            if run.escalation:
-                providers.check(run.escalation[1])
-        refuse_unpriced(config, [r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation])
+        launch.check_models([r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation])
         for ref in {r.model for r in runs} | {r.escalation[1] for r in runs if r.escalation}:
             check_max_tokens(ref, config.job.max_tokens, source="[job] max_tokens")
         check_workspace(root)
@@ -134,15 +130,7 @@ def run_plan_command(
         if not confirm_launch(_summary(plan, runs, mode, estimate.line()), yes=yes):
             say("plan: not started")
             return ExitCode.STOPPED
-        async with open_job(
-            workspace=Workspace(root),
-            config=config,
-            name=name,
-            command=shlex.join(argv),
-            env=os.environ,
-            stop=stop,
-            providers=providers,
-        ) as job:
+        async with launch.open(name, stop) as job:
             job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             runner = PlanRun(plan, job, runs, root=root, settings=settings, mode=mode)
             await runner.start_retry([r for r in runs if PlanStatus.needs_review(r.task.status)])
@@ -153,7 +141,7 @@ def run_plan_command(
             verdicts = f"{len(result.shipped)} shipped, {len(result.needs_review)} need review"
             say(f"plan: {verdicts}; {totals_line(job)}")
             say(result.gate_line())
-        _report(result, argv)
+        _report(result, launch)
         return result.exit_code
 
     return run_async(main)
@@ -176,12 +164,11 @@ async def _with_canary(runner: PlanRun, runs: list[TaskRun], canary: int, yes: b
     return result
 
 
-def _report(result: PlanResult, argv: list[str]) -> None:
+def _report(result: PlanResult, launch: Launch) -> None:
     for line in result.projections:
         say(f"plan: cost {line}")
     for name, reason in result.needs_review.items():
         say(f"  needs-review: {name}: {reason}")
     if result.systemic:
         say(f"plan: {result.systemic}")
-    if result.stopped:
-        say(f"plan: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
+    launch.ended("plan", stopped=result.stopped)

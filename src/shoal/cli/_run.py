@@ -25,8 +25,9 @@ def run_command(
         int | None, typer.Option("--canary", min=1, help="Plans: K tasks first, then ask.")
     ] = None,
     mode: Annotated[
-        PlanMode, typer.Option("--mode", case_sensitive=False, help="Plans: phased (default) or pipeline.")
-    ] = PlanMode.PHASED,
+        PlanMode | None,
+        typer.Option("--mode", case_sensitive=False, help="Plans: phased (default) or pipeline."),
+    ] = None,
     arg: Annotated[list[str] | None, typer.Option("--arg", help="Workflows: key=value, repeatable.")] = None,
     concurrency: ConcurrencyOption = None,
     max_cost: Annotated[
@@ -43,9 +44,17 @@ def run_command(
 ) -> None:
     """Run every pending task of a batch plan, or a workflow script, as one job."""
     suffix = target.suffix.lower()
-    if retry is not None and (suffix == ".py" or retry != "needs-review"):
-        say(f"shoal: error: --retry {retry}: plans take --retry needs-review; workflows take --retry-failed")
+    plan_options = (("--phase", phase), ("--canary", canary), ("--mode", mode))
+    plan_only = [flag for flag, value in plan_options if value is not None]
+    if suffix == ".py" and plan_only:
+        say(f"shoal: error: {', '.join(plan_only)}: for batch plans (.md); workflows take --arg")
         code: int = ExitCode.USAGE
+    elif suffix in (".md", ".markdown") and arg:
+        say("shoal: error: --arg is for workflow scripts (.py); a plan takes --phase, --canary and --mode")
+        code = ExitCode.USAGE
+    elif retry is not None and (suffix == ".py" or retry != "needs-review"):
+        say(f"shoal: error: --retry {retry}: plans take --retry needs-review; workflows take --retry-failed")
+        code = ExitCode.USAGE
     elif retry_failed and suffix in (".md", ".markdown"):
         say("shoal: error: --retry-failed is for workflows and map; plans take --retry needs-review")
         code = ExitCode.USAGE
@@ -69,7 +78,7 @@ def run_command(
             phase=phase,
             yes=yes,
             canary=canary,
-            mode=mode,
+            mode=mode or PlanMode.PHASED,
             concurrency=concurrency,
             max_cost=max_cost,
             config_path=config_path,

@@ -7,22 +7,20 @@ Exit codes: 0 done (report written), 1 some agents failed for good (or the scrip
 
 from __future__ import annotations
 
-import os
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import ShoalConfig, load_config
-from ..engine import StopSignal, Workspace, open_job
+from ..config import ShoalConfig
+from ..engine import StopSignal, Workspace
 from ..errors import ExitCode
 from ..estimate import workflow_estimate_line
 from ..journal import read_usage
 from ..preflight import check_workspace
 from ..pricing import PriceBook
-from ..providers import ModelRef, ProviderSet
+from ..providers import ModelRef
 from ..view import watch_job
-from ._common import refuse_unpriced, with_overrides
 from ._confirm import confirm_launch
+from ._launch import Launch
 from ._runtime import resume_argv, run_async, say
 
 if TYPE_CHECKING:
@@ -106,30 +104,21 @@ def run_workflow_command(
     async def main(stop: StopSignal) -> int:
         from ..workflows import bind_args, load_workflow, outline, run_workflow, status_line
 
-        config = with_overrides(load_config(config_path), concurrency, max_cost)
+        launch = Launch.prepare(
+            config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv
+        )
+        config, root = launch.config, launch.root
         definition = load_workflow(target)
         values = bind_args(definition, args)
-        root = Path.cwd()
         settings = definition.settings(config, cwd=root)
         seen = outline(target)
-        providers = ProviderSet(config, os.environ)
         default, named = _models(seen.models, settings.default_model, config)
-        for ref in {default, *named.values()}:
-            providers.check(ref)
+        launch.check_models([default, *named.values()])
         check_workspace(root)
-        refuse_unpriced(config, [default, *named.values()])
         if not confirm_launch(_summary(target, settings, seen, config, root), yes=yes):
             say("workflow: not started")
             return ExitCode.STOPPED
-        async with open_job(
-            workspace=Workspace(root),
-            config=config,
-            name=f"workflow:{settings.name}",
-            command=shlex.join(argv),
-            env=os.environ,
-            stop=stop,
-            providers=providers,
-        ) as job:
+        async with launch.open(f"workflow:{settings.name}", stop) as job:
             # The dashboard shows the script as it was at launch, even if the file changes later.
             script = _text(target)
             job.journal.event(job.run_id, "script", None, source="workflow", path=str(target), text=script)
@@ -144,16 +133,12 @@ def run_workflow_command(
             say(f"workflow: {result.retried} agent(s) that had failed were sent afresh")
         for note in result.runtime.workspaces.notes:
             say(f"  note: {note}")
-        for path, reason in list(result.failed.items())[:20]:
-            say(f"  failed: {path}: {reason}")
-        if len(result.failed) > 20:
-            say(f"  ... and {len(result.failed) - 20} more failed (see the journal)")
+        launch.failures(result.failed, len(result.failed), where="the journal")
         if result.error:
             say(f"workflow: {result.error}")
         if result.report is not None:
             say(f"workflow: report written to {_shown(result.report, root)}")
-        if result.stopped:
-            say(f"workflow: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
+        launch.ended("workflow", stopped=result.stopped)
         return result.exit_code
 
     return run_async(main)
