@@ -14,7 +14,7 @@ import pytest
 
 from shoal.budget import BudgetSettings
 from shoal.config import JobSettings, ModelLimits, ShoalConfig
-from shoal.engine import CallSpec, Job, Stopped, StopSignal, Workspace, open_job
+from shoal.engine import CallSpec, Job, StateDir, Stopped, StopSignal, open_job
 from shoal.engine._outage import OutageBook, OutageSettings
 from shoal.errors import PermanentError, RateLimited, TransientError
 from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
@@ -76,7 +76,7 @@ def config(**job: object) -> ShoalConfig:
 def open_scripted(workspace: Path) -> Callable[..., object]:
     def opener(provider: Scripted, cfg: ShoalConfig | None = None) -> AsyncIterator[Job]:
         return open_job(  # type: ignore[return-value]
-            workspace=Workspace(workspace),
+            workspace=StateDir(workspace),
             config=cfg or config(),
             name="test-job",
             command="test",
@@ -250,7 +250,7 @@ async def test_rehearsal_provider_answers_without_a_key(workspace: Path) -> None
     cfg = ShoalConfig()
     ref = ModelRef("rehearsal", "demo")
     async with open_job(
-        workspace=Workspace(workspace),
+        workspace=StateDir(workspace),
         config=cfg,
         name="r",
         command="t",

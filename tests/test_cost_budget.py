@@ -11,7 +11,7 @@ import pytest
 
 from shoal.budget import BudgetSettings
 from shoal.config import JobSettings, ModelLimits, Price, ShoalConfig
-from shoal.engine import CallSpec, Stopped, StopSignal, Workspace, open_job
+from shoal.engine import CallSpec, StateDir, Stopped, StopSignal, open_job
 from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
 
 from helpers import output_ids, run_shoal, write_records
@@ -62,7 +62,7 @@ def config(max_cost_usd: float) -> ShoalConfig:
 
 def opened(workspace: Path, provider: Held, cfg: ShoalConfig):  # type: ignore[no-untyped-def]
     return open_job(
-        workspace=Workspace(workspace),
+        workspace=StateDir(workspace),
         config=cfg,
         name="budget-job",
         command="test",

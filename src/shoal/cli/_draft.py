@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from ..config import ShoalConfig, load_config
-from ..engine import Stopped, StopSignal, Workspace, open_job
+from ..engine import StateDir, Stopped, StopSignal, open_job
 from ..errors import ExitCode, InputError
 from ..journal import RunStatus, read_usage
 from ..plan import PlanMode
@@ -152,7 +152,7 @@ async def _draft(
     refuse_unpriced(config, [ref])
     check_workspace(root)
     name = draft_job_name(kind, task, target)
-    journal_path = Workspace(root).journal_path
+    journal_path = StateDir(root).journal_path
     if out.exists() and not force and not read_usage(journal_path, name):
         raise InputError(f"--out {out}: already exists; pass --force to replace it")
     caps = size_caps(assessment, answer_tokens=config.job.max_tokens)
@@ -169,7 +169,7 @@ async def _draft(
 
     command = shlex.join(resume_argv())
     async with open_job(
-        workspace=Workspace(root),
+        workspace=StateDir(root),
         config=config,
         name=name,
         command=command,

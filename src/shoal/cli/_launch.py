@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ShoalConfig, load_config
-from ..engine import Job, StopSignal, Workspace, open_job
+from ..engine import Job, StateDir, StopSignal, open_job
 from ..providers import ModelRef, ProviderSet
 from ._common import refuse_unpriced, with_overrides
 from ._runtime import resume_argv, say
@@ -31,7 +31,7 @@ class Launch:
     argv: list[str]  # the command as typed, to resume with
     config: ShoalConfig  # shoal.toml with the command line's overrides on top
     providers: ProviderSet
-    workspace: Workspace
+    workspace: StateDir
 
     @classmethod
     def prepare(
@@ -50,7 +50,7 @@ class Launch:
             argv=argv or resume_argv(),
             config=config,
             providers=ProviderSet(config, os.environ),
-            workspace=Workspace(Path.cwd()),
+            workspace=StateDir(Path.cwd()),
         )
 
     @property

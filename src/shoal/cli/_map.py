@@ -11,8 +11,8 @@ import typer
 from ..engine import Job, StopSignal
 from ..errors import InputError
 from ..estimate import estimate_map
-from ..jobs import STAGE as MAP_STAGE
-from ..jobs import MapResult, load_schema, plan_map, run_map
+from ..map import STAGE as MAP_STAGE
+from ..map import MapResult, load_schema, plan_map, run_map
 from ..preflight import check_max_tokens, check_output_file, check_template, check_workspace
 from ..providers import resolve_model
 from ..view import watch_job

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import Job, StopSignal
-from ..jobs import MapResult, RolesPlan, estimate_roles, plan_roles, run_roles
+from ..map import MapResult, RolesPlan, estimate_roles, plan_roles, run_roles
 from ..preflight import check_max_tokens, check_output_file, check_workspace
 from ..providers import resolve_model
 from ..view import watch_job

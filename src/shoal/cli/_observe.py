@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ..engine import Workspace
+from ..engine import StateDir
 from ..errors import UsageError
 from ..journal import ItemRow, ItemStatus, items_of
 from ..preflight import check_workspace
@@ -40,7 +40,7 @@ def _journal_path() -> Path:
         check_workspace(root)  # a damaged journal, or .shoal being a file: one line, not a traceback
     except UsageError as exc:
         raise _fail(str(exc)) from None
-    return Workspace(root).journal_path
+    return StateDir(root).journal_path
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ShoalConfig
-from ..engine import StopSignal, Workspace
+from ..engine import StateDir, StopSignal
 from ..errors import ExitCode, InputError
 from ..journal import read_usage
 from ..plan import (
@@ -119,7 +119,7 @@ def run_plan_command(
         check_workspace(root)
         settings = GateSettings(max_tokens=config.job.max_tokens, lint_timeout_s=config.plan.lint_timeout_s)
         name = f"plan:{plan.path.resolve()}"
-        observed = plan_observed(name, read_usage(Workspace(root).journal_path, name))
+        observed = plan_observed(name, read_usage(StateDir(root).journal_path, name))
         calls = gate_calls(brief_for(plan), settings, lint=bool(plan.lint_commands))
         estimate = estimate_plan(
             runs, calls, PriceBook.from_config(config), observed, spent_usd=observed.cost_usd

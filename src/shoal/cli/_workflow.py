@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import ShoalConfig
-from ..engine import StopSignal, Workspace
+from ..engine import StateDir, StopSignal
 from ..errors import ExitCode
 from ..estimate import workflow_estimate_line
 from ..journal import read_usage
@@ -45,7 +45,7 @@ def _estimate(default: ModelRef, config: ShoalConfig, settings: RunSettings, roo
         max_tokens=settings.max_tokens,
         max_agents=settings.max_agents,
         prices=PriceBook.from_config(config),
-        rows=read_usage(Workspace(root).journal_path, name),
+        rows=read_usage(StateDir(root).journal_path, name),
     )
 
 
@@ -131,7 +131,7 @@ def run_workflow_command(
                 say(line)
         if retry_failed:
             say(f"workflow: {result.retried} agent(s) that had failed were sent afresh")
-        for note in result.runtime.workspaces.notes:
+        for note in result.runtime.sandboxes.notes:
             say(f"  note: {note}")
         launch.failures(result.failed, len(result.failed), where="the journal")
         if result.error:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ShoalConfig
-from ..engine import StopSignal, Workspace, open_job
+from ..engine import StateDir, StopSignal, open_job
 from ..errors import UsageError
 from ..fake import FakeLimits, FakeSettings
 from ..providers import Provider
@@ -81,7 +81,7 @@ async def run_dry(script: Path, root: Path, *, out: Path, config: ShoalConfig) -
     models = tuple(dict.fromkeys([default, *named]))
     dry = replace(settings, target=None, token_budget=None)
     async with open_job(
-        workspace=Workspace(root),
+        workspace=StateDir(root),
         config=_dry_config(config),
         name=f"workflow:{settings.name}",
         command="shoal draft (rehearsal dry run)",

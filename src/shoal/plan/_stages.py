@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._states import PlanStage
-from ..engine import CallSpec, Job
+from ..engine import CallSpec, Job, StateDir
 from ..gate import (
     REVIEW_SCHEMA,
     SELF_CHECK_SCHEMA,
@@ -112,7 +112,7 @@ class StageRunner:
     # -- plumbing ----------------------------------------------------------------------------
 
     def staging_path(self, run: TaskRun) -> Path:
-        return self.root / ".shoal" / "staging" / run.task.filename
+        return StateDir(self.root).staging / run.task.filename
 
     def _stage_name(self, run: TaskRun, stage: PlanStage) -> str:
         return f"phase-{run.task.phase}/{stage}"

@@ -9,6 +9,7 @@ import shlex
 import sqlite3
 from pathlib import Path
 
+from ..engine import StateDir
 from ..errors import UsageError
 from ..journal import check_readable
 
@@ -19,7 +20,7 @@ _HEADER_SIZE = 100
 
 
 def check_workspace(root: Path) -> None:
-    state = root / ".shoal"
+    state = StateDir(root).state_dir
     if state.exists() and not state.is_dir():
         raise UsageError(
             f"{state} is a file, but shoal keeps its journal in a directory of that name; "

@@ -122,7 +122,7 @@ async def _workspace_for(runtime: Runtime, path: str) -> Path:
     shared = current_shared()
     if shared is not None:
         return await shared.path()
-    return await runtime.workspaces.get(path)
+    return await runtime.sandboxes.get(path)
 
 
 @overload

@@ -13,7 +13,7 @@ from typing import Any
 
 import pydantic_core
 
-from ..engine import Job, Stopped, StopState
+from ..engine import Job, StateDir, Stopped, StopState
 from ..errors import ExitCode, UsageError
 from ..gate import write_atomic
 from ..journal import ItemStatus
@@ -42,7 +42,7 @@ class WorkflowResult:
 
 
 def report_path(root: Path, name: str) -> Path:
-    return root / ".shoal" / "reports" / f"{slug(name, 'workflow')}.md"
+    return StateDir(root).reports / f"{slug(name, 'workflow')}.md"
 
 
 def _render(value: Any) -> str:

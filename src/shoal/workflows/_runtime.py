@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ShoalConfig
-from ..engine import FailureStreak, Job, Stopped
+from ..engine import FailureStreak, Job, StateDir, Stopped
 from ..errors import InputError
 from ..providers import ModelRef, resolve_model
 from ._errors import AgentCapExceeded, WorkflowError
 from ._paths import slug
-from ._workspace import Workspaces
+from ._workspace import Sandboxes
 
 __all__ = ["DEFAULT_MAX_AGENTS", "RunSettings", "Runtime", "agent_model", "current_runtime", "installed"]
 
@@ -57,7 +57,7 @@ class Runtime:
         self.say = say or (lambda message: None)
         self.settings = settings
         self.root = root
-        self.workspaces = Workspaces(root / ".shoal" / "workspaces" / slug(settings.name), settings.target)
+        self.sandboxes = Sandboxes(StateDir(root).sandboxes / slug(settings.name), settings.target)
         self.agent_slots = asyncio.Semaphore(job.caller.concurrency)
         self.agents = Counters()
         self.failures: dict[str, str] = {}
