@@ -24,7 +24,7 @@ from ._launch import Launch
 from ._runtime import resume_argv, run_async, say
 
 if TYPE_CHECKING:
-    from ..workflows import Outline, RunSettings, WorkflowResult
+    from ..workflows import Outline, RunSettings
 
 __all__ = ["run_workflow_command"]
 
@@ -76,18 +76,6 @@ def _summary(target: Path, settings: RunSettings, seen: Outline, config: ShoalCo
     return "\n".join(lines)
 
 
-def _accounting(result: WorkflowResult) -> list[str]:
-    runtime = result.runtime
-    lines = []
-    for stage, tally in runtime.job.ledger.by_stage.items():
-        lines.append(
-            f"  phase {stage}: {runtime.agents.by_phase.get(stage, 0)} agents; {tally.calls} requests sent, "
-            f"{tally.replayed} replayed; tokens {tally.input_tokens:,} in / {tally.output_tokens:,} out; "
-            f"${tally.cost_usd:.4f}"
-        )
-    return lines
-
-
 def run_workflow_command(
     target: Path,
     *,
@@ -102,7 +90,7 @@ def run_workflow_command(
     argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
-        from ..workflows import bind_args, load_workflow, outline, run_workflow, status_line
+        from ..workflows import bind_args, load_workflow, outline, phase_lines, run_workflow, status_line
 
         launch = Launch.prepare(
             config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv
@@ -127,7 +115,7 @@ def run_workflow_command(
                     definition, values, job, settings=settings, root=root, say=say, retry_failed=retry_failed
                 )
             say(status_line(result.runtime))
-            for line in _accounting(result):
+            for line in phase_lines(result.runtime):
                 say(line)
         if retry_failed:
             say(f"workflow: {result.retried} agent(s) that had failed were sent afresh")

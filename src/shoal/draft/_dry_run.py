@@ -20,8 +20,7 @@ from ..config import ShoalConfig
 from ..engine import StateDir, StopSignal, open_job
 from ..errors import UsageError
 from ..fake import FakeLimits, FakeSettings
-from ..providers import Provider
-from ..providers._rehearsal import RehearsalProvider
+from ..providers import Provider, RehearsalProvider
 from ..workflows import CommandResult, agent_model, bind_args, load_workflow, outline, run_workflow
 from ._errors import DraftRejected
 from ._rehearse import DryRun, dry_run_to_json

@@ -3,6 +3,7 @@
 from ._headers import parse_duration, parse_rate_headers
 from ._refs import KNOWN_PROVIDERS, ModelRef, by_model_key, resolve_model
 from ._registry import ProviderSet, RehearsalDefaults, load_replies
+from ._rehearsal import RehearsalProvider
 from ._types import AgentTurn, Message, ModelReply, ModelRequest, Provider, RateSnapshot, TurnProvider, Usage
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ProviderSet",
     "RateSnapshot",
     "RehearsalDefaults",
+    "RehearsalProvider",
     "TurnProvider",
     "Usage",
     "by_model_key",

@@ -22,7 +22,7 @@ from ._errors import AgentCapExceeded, AgentFailed
 from ._paths import Scope, in_scope, slug
 from ._runtime import RunSettings, Runtime, installed
 
-__all__ = ["WorkflowResult", "report_path", "run_workflow", "status_line"]
+__all__ = ["WorkflowResult", "phase_lines", "report_path", "run_workflow", "status_line"]
 
 
 @dataclass(slots=True)
@@ -110,6 +110,18 @@ def status_line(runtime: Runtime) -> str:
         f"{stats.replayed} replayed; tokens {total.input_tokens:,} in / {total.output_tokens:,} out; "
         f"${total.cost_usd:.4f} this run (${job.ledger.spent:.4f} job total)"
     )
+
+
+def phase_lines(runtime: Runtime) -> list[str]:
+    """Per phase: agents, requests, tokens and dollars, for the summary after a run."""
+    lines = []
+    for stage, tally in runtime.job.ledger.by_stage.items():
+        lines.append(
+            f"  phase {stage}: {runtime.agents.by_phase.get(stage, 0)} agents; {tally.calls} requests sent, "
+            f"{tally.replayed} replayed; tokens {tally.input_tokens:,} in / {tally.output_tokens:,} out; "
+            f"${tally.cost_usd:.4f}"
+        )
+    return lines
 
 
 async def _progress(runtime: Runtime, say: Callable[[str], None], every_s: float) -> None:
