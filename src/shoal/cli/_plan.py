@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ShoalConfig
-from ..engine import StateDir, StopSignal
+from ..engine import StopSignal
 from ..errors import ExitCode, InputError
-from ..journal import read_usage
 from ..plan import (
     STAGES,
     GateSettings,
@@ -19,10 +18,8 @@ from ..plan import (
     TaskRun,
     brief_for,
     choose_tier,
-    estimate_plan,
-    gate_calls,
+    estimate_pending,
     parse_plan,
-    plan_observed,
     tier_order,
 )
 from ..preflight import check_max_tokens, check_plan, check_workspace
@@ -119,10 +116,14 @@ def run_plan_command(
         check_workspace(root)
         settings = GateSettings(max_tokens=config.job.max_tokens, lint_timeout_s=config.plan.lint_timeout_s)
         name = f"plan:{plan.path.resolve()}"
-        observed = plan_observed(name, read_usage(StateDir(root).journal_path, name))
-        calls = gate_calls(brief_for(plan), settings, lint=bool(plan.lint_commands))
-        estimate = estimate_plan(
-            runs, calls, PriceBook.from_config(config), observed, spent_usd=observed.cost_usd
+        estimate = estimate_pending(
+            name,
+            runs,
+            brief=brief_for(plan),
+            lint=bool(plan.lint_commands),
+            settings=settings,
+            prices=PriceBook.from_config(config),
+            journal=launch.workspace.journal_path,
         )
         warning = estimate.budget_warning(config.job.max_cost_usd)
         if warning:

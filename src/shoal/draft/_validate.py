@@ -22,8 +22,7 @@ from ..plan import (
     TaskRun,
     brief_for,
     choose_tier,
-    estimate_plan,
-    gate_calls,
+    estimate_pending,
     parse_plan,
 )
 from ..plan import tier_order as plan_tier_order
@@ -115,6 +114,12 @@ def check_plan_draft(text: str, *, out: Path, root: Path, config: ShoalConfig) -
         if not runs:
             raise DraftRejected("the plan has no pending task (Status column 'pending')")
         settings = GateSettings(max_tokens=config.job.max_tokens, lint_timeout_s=config.plan.lint_timeout_s)
-        calls = gate_calls(brief_for(plan), settings, lint=bool(plan.lint_commands))
-        estimate = estimate_plan(runs, calls, PriceBook.from_config(config))
+        estimate = estimate_pending(
+            f"plan:{out}",
+            runs,
+            brief=brief_for(plan),
+            lint=bool(plan.lint_commands),
+            settings=settings,
+            prices=PriceBook.from_config(config),
+        )
     return CheckedPlan(text, replace(plan, path=out), tuple(runs), estimate)

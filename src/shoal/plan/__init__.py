@@ -1,7 +1,7 @@
 """Markdown batch plans: parse, tier, run through the gate, write statuses back."""
 
 from .._states import PlanMode, PlanStage, PlanStatus
-from ._estimate import estimate_plan, gate_calls, plan_observed
+from ._estimate import estimate_pending, estimate_plan, gate_calls, plan_observed
 from ._model import Phase, Plan, Task, TierRule
 from ._parse import parse_plan
 from ._runner import PlanResult, PlanRun, brief_for
@@ -26,6 +26,7 @@ __all__ = [
     "TierRule",
     "brief_for",
     "choose_tier",
+    "estimate_pending",
     "estimate_plan",
     "gate_calls",
     "parse_plan",
