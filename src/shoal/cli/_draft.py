@@ -19,14 +19,15 @@ import typer
 from rich.console import Console
 
 from ..config import ShoalConfig, load_config
-from ..engine import StateDir, Stopped, StopSignal, open_job
+from ..engine import Stopped, StopSignal
 from ..errors import ExitCode, InputError
 from ..journal import RunStatus, read_usage
 from ..plan import PlanMode
 from ..preflight import check_workspace
-from ..providers import ModelRef, ProviderSet, resolve_model
-from ._common import refuse_unpriced, totals_line
-from ._runtime import invoked_as, resume_argv, run_async, say
+from ..providers import ModelRef, resolve_model
+from ._common import totals_line
+from ._launch import Launch
+from ._runtime import invoked_as, run_async, say
 
 __all__ = ["draft_command"]
 
@@ -147,12 +148,11 @@ async def _draft(
         )
     require_terminal(yes=yes)
     ref = _drafting_model(model, config)
-    providers = ProviderSet(config, os.environ)
-    providers.check(ref)
-    refuse_unpriced(config, [ref])
+    launch = Launch.prepare(config_path=config_path, concurrency=None, max_cost=None, config=config)
+    launch.check_models([ref])
     check_workspace(root)
     name = draft_job_name(kind, task, target)
-    journal_path = StateDir(root).journal_path
+    journal_path = launch.workspace.journal_path
     if out.exists() and not force and not read_usage(journal_path, name):
         raise InputError(f"--out {out}: already exists; pass --force to replace it")
     caps = size_caps(assessment, answer_tokens=config.job.max_tokens)
@@ -167,16 +167,8 @@ async def _draft(
             return check_plan_draft(text, out=out, root=root, config=config)
         return await check_workflow_draft(text, out=out, target=target, caps=caps, config=config, stop=stop)
 
-    command = shlex.join(resume_argv())
-    async with open_job(
-        workspace=StateDir(root),
-        config=config,
-        name=name,
-        command=command,
-        env=os.environ,
-        stop=stop,
-        providers=providers,
-    ) as job:
+    command = launch.command
+    async with launch.open(name, stop) as job:
         try:
             outcome = await write_draft(
                 job,
