@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from shoal.config import JobSettings, ModelLimits, ShoalConfig
-from shoal.engine import CallSpec, LocalExecutor, StopSignal, Workspace, open_job
+from shoal.engine import CallSpec, LocalExecutor, StateDir, StopSignal, open_job
 from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
 
 MODEL = ModelRef("openai", "gpt-4o-mini")
@@ -43,7 +43,7 @@ async def measure(calls: int, concurrency: int, root: Path) -> float:
         job=JobSettings(concurrency=concurrency),
     )
     async with open_job(
-        workspace=Workspace(root),
+        workspace=StateDir(root),
         config=config,
         name="overhead",
         command="bench",

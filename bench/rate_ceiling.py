@@ -35,7 +35,7 @@ import openai
 
 from shoal._tokens import estimate_tokens
 from shoal.config import JobSettings, ModelLimits, ProviderSettings, ShoalConfig
-from shoal.engine import CallSpec, LocalExecutor, StopSignal, Workspace, open_job
+from shoal.engine import CallSpec, LocalExecutor, StateDir, StopSignal, open_job
 from shoal.errors import ModelCallError
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 from shoal.providers import Message, ModelRef, ModelRequest, ProviderSet
@@ -203,7 +203,7 @@ def shoal_variant(configured: bool) -> Callable[[FakeServer, list[Job]], Awaitab
         failed = 0
         with tempfile.TemporaryDirectory() as root:
             async with open_job(
-                workspace=Workspace(Path(root)),
+                workspace=StateDir(Path(root)),
                 config=config,
                 name="bench",
                 command="bench",

@@ -33,7 +33,7 @@ from typing import Any
 import httpx2 as httpx
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
-from shoal.jobs import Template
+from shoal.map import Template
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "roles"
 MODEL = "gpt-4o-mini"

@@ -403,7 +403,27 @@ CASES: dict[str, Case] = {
         ("PLAN.md:24:", "script 'lint_contents.py' not found"),
         setup=plan_example("lint_content.py <filepath>", "lint_contents.py <filepath>"),
     ),
+    "plan mode is not a choice": Case(
+        ("run", "PLAN.md", "--yes", "--mode", "fast"),
+        ("--mode", "'fast' is not one of", "phased", "pipeline"),
+        setup=plan_example("docs/guides/", "docs/guides/"),
+    ),
+    "plan given a workflow's --arg": Case(
+        ("run", "PLAN.md", "--yes", "--arg", "topic=tides"),
+        ("--arg is for workflow scripts (.py)",),
+        setup=plan_example("docs/guides/", "docs/guides/"),
+    ),
     # workflows
+    "workflow given a plan's --phase": Case(
+        ("run", "wf.py", "--yes", "--phase", "1"),
+        ("--phase: for batch plans (.md)",),
+        setup=script("from shoal import workflow\n\n@workflow\nasync def main():\n    return 'hi'\n"),
+    ),
+    "workflow given a plan's --mode": Case(
+        ("run", "wf.py", "--yes", "--mode", "pipeline"),
+        ("--mode: for batch plans (.md)",),
+        setup=script("from shoal import workflow\n\n@workflow\nasync def main():\n    return 'hi'\n"),
+    ),
     "workflow syntax error": Case(
         ("run", "broken.py", "--yes"),
         ("broken.py:4: syntax error",),

@@ -3,9 +3,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from shoal.budget import BudgetSettings, Demand, ModelBudget, parse_duration, parse_rate_headers
+from shoal.budget import BudgetSettings, Demand, ModelBudget
 from shoal.config import ModelLimits
-from shoal.providers import RateSnapshot, Usage
+from shoal.providers import RateSnapshot, Usage, parse_duration, parse_rate_headers
 
 from clocks import VirtualClock
 

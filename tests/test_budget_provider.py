@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from shoal._tokens import estimate_tokens
-from shoal.budget import Demand, ModelBudget, parse_rate_headers
+from shoal.budget import Demand, ModelBudget
 from shoal.config import ModelLimits, load_config
 from shoal.errors import ConfigError
 from shoal.fake import FakeBackend, FakeCall, FakeLimits, FakeResult, FakeSettings
-from shoal.providers import RateSnapshot, Usage
+from shoal.providers import RateSnapshot, Usage, parse_rate_headers
 
 from clocks import EventClock
 

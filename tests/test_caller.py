@@ -14,9 +14,9 @@ import pytest
 
 from shoal.budget import BudgetSettings
 from shoal.config import JobSettings, ModelLimits, ShoalConfig
-from shoal.engine import CallSpec, Job, Stopped, StopSignal, Workspace, open_job
+from shoal.engine import CallSpec, Job, StateDir, Stopped, StopSignal, open_job
 from shoal.engine._outage import OutageBook, OutageSettings
-from shoal.errors import BudgetExhausted, PermanentError, RateLimited, TransientError
+from shoal.errors import PermanentError, RateLimited, TransientError
 from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
 
 from clocks import VirtualClock
@@ -76,7 +76,7 @@ def config(**job: object) -> ShoalConfig:
 def open_scripted(workspace: Path) -> Callable[..., object]:
     def opener(provider: Scripted, cfg: ShoalConfig | None = None) -> AsyncIterator[Job]:
         return open_job(  # type: ignore[return-value]
-            workspace=Workspace(workspace),
+            workspace=StateDir(workspace),
             config=cfg or config(),
             name="test-job",
             command="test",
@@ -106,7 +106,7 @@ async def test_empty_and_truncated_answers_are_retried_and_never_kept(open_scrip
     provider = Scripted([ok(""), ok("half an ans", finish="length"), ok("whole answer")])
     async with open_scripted(provider, config(max_attempts=5)) as job:
         result = await job.caller.call(spec())
-        outcomes = [row[0] for row in job.journal.query("SELECT outcome FROM calls ORDER BY id")]
+        outcomes = [row.outcome for row in job.journal.usage(job.name)]
     assert result.text == "whole answer" and result.attempts == 3
     assert outcomes == ["empty", "truncated", "ok"]
 
@@ -229,14 +229,18 @@ async def test_answer_not_matching_the_schema_is_retried(open_scripted) -> None:
     assert len(provider.received) == 3
 
 
-async def test_cost_budget_refuses_a_call_that_could_exceed_it(open_scripted) -> None:
+async def test_cost_budget_refuses_a_call_that_could_exceed_it_and_the_engine_drains(open_scripted) -> None:
     provider = Scripted([ok()])
     # gpt-4o-mini: 0.15 in / 0.60 out per million; 100k max tokens could cost $0.06.
     async with open_scripted(provider, config(max_cost_usd=0.05)) as job:
         await job.caller.call(spec(max_tokens=10))
-        with pytest.raises(BudgetExhausted):
+        with pytest.raises(Stopped, match="cost budget reached"):
             await job.caller.call(spec(prompt="long one", max_tokens=100_000))
         assert job.ledger.spent > 0
+        # The engine stopped the job itself: nothing new starts, and the reason names the budget.
+        assert not job.stop.running and (job.stop.reason or "").startswith("budget: cost budget reached")
+        with pytest.raises(Stopped):
+            await job.caller.call(spec(prompt="another", max_tokens=10))
     assert len(provider.received) == 1
 
 
@@ -246,7 +250,7 @@ async def test_rehearsal_provider_answers_without_a_key(workspace: Path) -> None
     cfg = ShoalConfig()
     ref = ModelRef("rehearsal", "demo")
     async with open_job(
-        workspace=Workspace(workspace),
+        workspace=StateDir(workspace),
         config=cfg,
         name="r",
         command="t",

@@ -11,8 +11,7 @@ import pytest
 
 from shoal.budget import BudgetSettings
 from shoal.config import JobSettings, ModelLimits, Price, ShoalConfig
-from shoal.engine import CallSpec, StopSignal, Workspace, open_job
-from shoal.errors import BudgetExhausted
+from shoal.engine import CallSpec, StateDir, Stopped, StopSignal, open_job
 from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
 
 from helpers import output_ids, run_shoal, write_records
@@ -63,7 +62,7 @@ def config(max_cost_usd: float) -> ShoalConfig:
 
 def opened(workspace: Path, provider: Held, cfg: ShoalConfig):  # type: ignore[no-untyped-def]
     return open_job(
-        workspace=Workspace(workspace),
+        workspace=StateDir(workspace),
         config=cfg,
         name="budget-job",
         command="test",
@@ -109,8 +108,9 @@ async def test_the_job_stops_only_when_the_next_call_does_not_fit_with_nothing_i
     async with opened(workspace, provider, config(max_cost_usd=0.0015)) as job:
         await job.caller.call(spec(0))  # costs $0.00002 of its $0.001 reservation
         await job.caller.call(spec(1))
-        with pytest.raises(BudgetExhausted) as raised:
+        with pytest.raises(Stopped) as raised:
             await job.caller.call(spec(2, max_tokens=5_000))  # worst case $0.005: can never fit
+        assert (job.stop.reason or "").startswith("budget: ")  # the engine drained the job itself
     message = str(raised.value)
     assert (
         "$0.000040 spent of $0.001500" in message

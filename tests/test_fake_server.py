@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
 from shoal._tokens import estimate_tokens
-from shoal.budget._headers import parse_rate_headers
 from shoal.cli import fake_server as fake_server_cli
 from shoal.fake import (
     ALL_KINDS,
@@ -31,6 +30,7 @@ from shoal.fake import (
     FakeSettings,
     FaultRates,
 )
+from shoal.providers import parse_rate_headers
 
 from clocks import GatedClock, VirtualClock
 

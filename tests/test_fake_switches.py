@@ -12,9 +12,9 @@ import typer
 from typer.testing import CliRunner
 
 from shoal._tokens import estimate_tokens
-from shoal.budget._headers import parse_rate_headers
 from shoal.cli import fake_server as fake_server_cli
 from shoal.fake import FakeBackend, FakeCall, FakeLimits, FakeReply, FakeServer, FakeSettings
+from shoal.providers import parse_rate_headers
 
 
 class FakeClock:

@@ -49,3 +49,45 @@ async def test_rate_limit_headers_reach_the_reply() -> None:
         await providers.aclose()
     assert (reply.rate.limit_requests, reply.rate.limit_tokens) == (900, 90_000)
     assert reply.rate.remaining_requests is not None and reply.rate.remaining_requests < 900
+
+
+async def test_an_agent_turn_takes_the_same_seam_and_comes_back_typed() -> None:
+    """Agents send through `Provider.complete` like single calls; the reply carries the typed
+    response (tool calls included) and the form the journal replays, not JSON in `text`."""
+    from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, UserPromptPart
+    from pydantic_ai.messages import ModelRequest as PaiRequest
+    from pydantic_ai.models import ModelRequestParameters
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    from shoal.providers import AgentTurn, TurnProvider
+    from shoal.providers._http import make_http_client
+    from shoal.providers._openai_chat import OpenAIAdapter, OpenAIChat
+    from shoal.workflows._model import load_response
+
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart(tool_name="read_file", args={"path": "a.md"})])
+
+    hosted = PydanticAIProvider(
+        "openai", lambda name: FunctionModel(answer, model_name=name), make_http_client(5.0)
+    )
+    direct = OpenAIChat([make_http_client(5.0)], base_url="http://127.0.0.1:9", api_key="k")
+    adapter = OpenAIAdapter(direct, lambda: hosted)
+    turn = AgentTurn(
+        [PaiRequest(parts=[UserPromptPart(content="read a.md")])], None, ModelRequestParameters()
+    )
+    request = ModelRequest("scripted", (), 100, turn=turn)
+    assert isinstance(adapter, TurnProvider) and isinstance(hosted, TurnProvider)
+    assert not direct.handles(request)  # a turn never takes the plain HTTP path (nothing listens there)
+    reply = await adapter.complete(request)
+    await adapter.aclose()
+    assert reply.response is not None
+    assert [type(p) for p in reply.response.parts] == [ToolCallPart]
+    assert reply.stored is not None and load_response(reply.stored).parts[0].tool_name == "read_file"
+    assert reply.text == ""  # no answer text: the agent asked for a tool
+
+
+def test_the_rehearsal_provider_is_not_a_turn_provider() -> None:
+    from shoal.providers import TurnProvider
+
+    providers = ProviderSet(ShoalConfig(), {})
+    assert not isinstance(providers.get("rehearsal"), TurnProvider)

@@ -17,9 +17,9 @@ from pathlib import Path
 from rich.console import Console
 
 from shoal.config import JobSettings, ShoalConfig
-from shoal.engine import StopSignal, Workspace, open_job
-from shoal.jobs import plan_map, run_map
+from shoal.engine import StateDir, StopSignal, open_job
 from shoal.journal import CallRecord, ItemStatus, Journal, RunStatus
+from shoal.map import plan_map, run_map
 from shoal.providers import ModelRef
 from shoal.report._svg import Bar as SvgBar
 from shoal.report._svg import Series, line_chart, nice_ticks, stacked_bar_chart
@@ -263,7 +263,7 @@ async def run_rehearsal_job(workspace: Path, console: Console, count: int = 12) 
         max_tokens=30,
     )
     async with open_job(
-        workspace=Workspace(workspace),
+        workspace=StateDir(workspace),
         config=config,
         name=plan.job_name,
         command="shoal map in.jsonl",

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from shoal.budget import BudgetSettings
 from shoal.config import JobSettings, ModelLimits, ShoalConfig
-from shoal.engine import StopSignal, Workspace, open_job
+from shoal.engine import StateDir, StopSignal, open_job
 from shoal.errors import InputError
 from shoal.fake import FakeLimits, FakeReply, FakeSettings
 from shoal.providers import ProviderSet
@@ -65,7 +65,7 @@ class Harness:
         settings = FakeSettings(limits=FakeLimits(), latency_s=0.0, jitter=0.0, replies=self.replies)
         providers = ProviderSet(cfg, {}, rehearsal_settings=lambda model: settings)
         async with open_job(
-            workspace=Workspace(self.root),
+            workspace=StateDir(self.root),
             config=cfg,
             name=f"workflow:{wf.name}",
             command="test",

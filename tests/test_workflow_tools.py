@@ -24,7 +24,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from shoal.budget import BudgetSettings
 from shoal.config import ModelLimits, ShoalConfig
-from shoal.engine import StopSignal, Workspace, open_job
+from shoal.engine import StateDir, StopSignal, open_job
 from shoal.providers._http import make_http_client
 from shoal.providers._pydantic_ai import PydanticAIProvider
 from shoal.workflows import WorkflowResult, agent, run_workflow, workflow
@@ -184,7 +184,7 @@ CONFIG = ShoalConfig(limits={"openai:scripted": ModelLimits(rpm=60_000, tpm=10_0
 
 async def run(wf: Any, root: Path, scripted: Scripted, stop: StopSignal | None = None) -> WorkflowResult:
     async with open_job(
-        workspace=Workspace(root),
+        workspace=StateDir(root),
         config=CONFIG,
         name=f"workflow:{wf.name}",
         command="test",

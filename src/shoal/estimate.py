@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ._tokens import estimate_tokens
 from .config import Price
-from .journal import UsageRow
+from .journal import CallOutcome, UsageRow
 from .pricing import PriceBook, worst_case_cost
 
 __all__ = [
@@ -91,7 +91,7 @@ class Observed:
                 continue
             observed.units.add(unit[0])
             observed.groups.add(unit[1])
-            if row.outcome == "ok":
+            if row.outcome == CallOutcome.OK:
                 observed.done.add(unit[1])
             usage = observed.by_kind.setdefault(kind_of(row.stage), KindUsage())
             usage.calls += 1

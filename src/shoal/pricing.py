@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from ._types import Usage
 from .config import Price, ShoalConfig
 from .providers import ModelRef, by_model_key
-from .providers._types import Usage
 
 __all__ = ["BUILTIN_PRICES", "PriceBook", "batch_price", "worst_case_cost"]
 

@@ -10,10 +10,9 @@ import random
 from typing import Protocol
 
 from .._clock import Clock
+from .._types import RateSnapshot, Usage
 from ..config import ModelLimits
-from ..providers._types import RateSnapshot, Usage
 from ._budget import BudgetSettings, Demand, ModelBudget, Permit
-from ._headers import parse_duration, parse_rate_headers
 
 __all__ = [
     "BudgetBook",
@@ -22,8 +21,6 @@ __all__ = [
     "ModelBudget",
     "Permit",
     "RateBudget",
-    "parse_duration",
-    "parse_rate_headers",
 ]
 
 

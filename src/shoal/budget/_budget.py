@@ -23,8 +23,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .._clock import Clock
+from .._types import RateSnapshot, Usage
 from ..config import ModelLimits
-from ..providers._types import RateSnapshot, Usage
 from ._bucket import Bucket
 from ._shadow import KINDS, Mark, Reading, Shadow, read_kind
 

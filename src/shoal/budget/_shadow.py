@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..providers._types import RateSnapshot
+from .._types import RateSnapshot
 
 __all__ = ["KINDS", "Mark", "Reading", "Shadow", "read_kind"]
 

@@ -19,13 +19,15 @@ import typer
 from rich.console import Console
 
 from ..config import ShoalConfig, load_config
-from ..engine import Stopped, StopSignal, Workspace, open_job
-from ..errors import BudgetExhausted, InputError
+from ..engine import Stopped, StopSignal
+from ..errors import ExitCode, InputError
 from ..journal import RunStatus, read_usage
+from ..plan import PlanMode
 from ..preflight import check_workspace
-from ..providers import ModelRef, ProviderSet, resolve_model
-from ._common import refuse_unpriced, totals_line
-from ._runtime import invoked_as, resume_argv, run_async, say
+from ..providers import ModelRef, resolve_model
+from ._common import totals_line
+from ._launch import Launch
+from ._runtime import invoked_as, run_async, say
 
 __all__ = ["draft_command"]
 
@@ -83,7 +85,7 @@ def _run(out: Path, kind: str, config_path: Path | None, argv: list[str]) -> int
             phase=None,
             yes=True,
             canary=None,
-            mode="phased",
+            mode=PlanMode.PHASED,
             concurrency=None,
             max_cost=None,
             config_path=config_path,
@@ -146,12 +148,11 @@ async def _draft(
         )
     require_terminal(yes=yes)
     ref = _drafting_model(model, config)
-    providers = ProviderSet(config, os.environ)
-    providers.check(ref)
-    refuse_unpriced(config, [ref])
+    launch = Launch.prepare(config_path=config_path, concurrency=None, max_cost=None, config=config)
+    launch.check_models([ref])
     check_workspace(root)
     name = draft_job_name(kind, task, target)
-    journal_path = Workspace(root).journal_path
+    journal_path = launch.workspace.journal_path
     if out.exists() and not force and not read_usage(journal_path, name):
         raise InputError(f"--out {out}: already exists; pass --force to replace it")
     caps = size_caps(assessment, answer_tokens=config.job.max_tokens)
@@ -166,16 +167,8 @@ async def _draft(
             return check_plan_draft(text, out=out, root=root, config=config)
         return await check_workflow_draft(text, out=out, target=target, caps=caps, config=config, stop=stop)
 
-    command = shlex.join(resume_argv())
-    async with open_job(
-        workspace=Workspace(root),
-        config=config,
-        name=name,
-        command=command,
-        env=os.environ,
-        stop=stop,
-        providers=providers,
-    ) as job:
+    command = launch.command
+    async with launch.open(name, stop) as job:
         try:
             outcome = await write_draft(
                 job,
@@ -187,14 +180,12 @@ async def _draft(
                 max_tokens=config.draft.max_tokens,
                 say=say,
             )
-        except BudgetExhausted as exc:
-            stop.drain(f"budget: {exc}")
         except Stopped:
             pass
         if not stop.running:
             job.status = RunStatus.STOPPED
             say(f"draft: stopped ({stop.reason}); nothing written; resume with: {command}")
-            return 3
+            return ExitCode.STOPPED
         if outcome.checked is not None:
             text = outcome.checked.text
             job.journal.event(
@@ -204,7 +195,7 @@ async def _draft(
         say(f"draft: {len(outcome.attempts)} round(s); {totals_line(job)}")
     if outcome.checked is None:
         say(f"draft: refused after {len(outcome.attempts)} round(s), nothing written: {outcome.last_error}")
-        return 1
+        return ExitCode.FAILED
     return _approve_and_write(
         outcome.checked,
         kind=kind,
@@ -248,16 +239,16 @@ def _approve_and_write(
     same = out.is_file() and out.read_text(encoding="utf-8", errors="replace") == text
     if out.exists() and not same and not force:
         say(f"shoal: error: --out {out}: already exists with other content; pass --force to replace it")
-        return 2
+        return ExitCode.USAGE
     if not approve(f"Write the {kind} to {out}?", yes=yes):
         say("draft: not written")
-        return 3
+        return ExitCode.STOPPED
     if same:
         say(f"draft: {out} already holds this {kind}; unchanged")
-        return 0
+        return ExitCode.OK
     _write(out, text)
     say(f"draft: {kind} written to {out}; run it with: shoal run {shlex.quote(str(out))}")
-    return 0
+    return ExitCode.OK
 
 
 def _write(path: Path, text: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 from itertools import islice
 from pathlib import Path
 from typing import Annotated
@@ -11,14 +10,14 @@ from typing import Annotated
 import typer
 
 from ..config import load_config
-from ..engine import Job, StopSignal, Workspace, open_job
+from ..engine import Job, StopSignal
 from ..errors import InputError
 from ..estimate import Estimate, estimate_map
-from ..jobs import STAGE as MAP_STAGE
-from ..jobs import MapPlan, MapResult, load_schema, plan_map, run_map
+from ..map import STAGE as MAP_STAGE
+from ..map import MapPlan, MapResult, load_schema, plan_map, run_map
 from ..preflight import check_max_tokens, check_output_file, check_template, check_workspace
 from ..pricing import PriceBook
-from ..providers import ProviderSet, resolve_model
+from ..providers import resolve_model
 from ..view import watch_job
 from ._batch import (
     Fallback,
@@ -28,7 +27,8 @@ from ._batch import (
     maybe_batch_round,
     with_fallback,
 )
-from ._common import ConcurrencyOption, refuse_unpriced, totals_line, with_overrides
+from ._common import ConcurrencyOption, totals_line, with_overrides
+from ._launch import Launch
 from ._map_roles import RolesOptions, run_roles_command
 from ._runtime import resume_argv, run_async, say
 
@@ -121,6 +121,9 @@ def map_command(
         config = with_fallback(
             with_overrides(load_config(config_path), concurrency, max_cost), batch_fallback
         )
+        launch = Launch.prepare(
+            config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv, config=config
+        )
         ref = resolve_model(model, config)
         use_batch = batch_config(config, batch, batch_fallback, [ref])
         check_max_tokens(
@@ -128,9 +131,7 @@ def map_command(
             max_tokens or config.job.max_tokens,
             source="--max-tokens" if max_tokens else "[job] max_tokens",
         )
-        providers = ProviderSet(config, os.environ)
-        providers.check(ref)
-        refuse_unpriced(config, [ref])
+        launch.check_models([ref])
         plan = plan_map(
             input_path=input_path,
             template=template,
@@ -142,22 +143,13 @@ def map_command(
             max_tokens=max_tokens or config.job.max_tokens,
         )
         inputs = [("INPUT", input_path), ("--prompt-file", prompt_file), ("--schema", schema)]
-        workspace = Workspace(Path.cwd())
         check_output_file(
             out,
             inputs=[(label, path) for label, path in inputs if path is not None],
-            state_dir=workspace.state_dir,
+            state_dir=launch.workspace.state_dir,
         )
-        check_workspace(workspace.root)
-        async with open_job(
-            workspace=workspace,
-            config=config,
-            name=plan.job_name,
-            command=shlex.join(argv),
-            env=os.environ,
-            stop=stop,
-            providers=providers,
-        ) as job:
+        check_workspace(launch.root)
+        async with launch.open(plan.job_name, stop) as job:
             if cancel_batches:
                 say(f"map: {await cancel_job_batches(job, os.environ)} open batch(es) cancelled")
                 return 0
@@ -172,7 +164,8 @@ def map_command(
             if retry_failed:
                 say(f"map: {result.retried} record(s) that had failed were sent afresh")
             say(_summary(result, job, out))
-        _say_outcome(result, argv)
+        launch.failures(result.failed, result.failed_count, where="`shoal journal`")
+        launch.ended("map", stopped=result.stopped, halted=result.halted)
         return result.exit_code
 
     code = run_async(main)
@@ -211,17 +204,6 @@ def _launch_estimate(plan: MapPlan, job: Job, model_key: str, *, use_batch: bool
     if warning:
         say(warning)
     job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
-
-
-def _say_outcome(result: MapResult, argv: list[str]) -> None:
-    for record_id, error in list(result.failed.items())[:20]:
-        say(f"  failed: {record_id}: {error}")
-    if result.failed_count > 20:
-        say(f"  ... and {result.failed_count - 20} more failed (see `shoal journal`)")
-    if result.halted:
-        say(f"map: halted: {result.halted}; fix the cause, then rerun: {shlex.join(argv)}")
-    elif result.stopped:
-        say(f"map: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
 
 
 def _read_template(path: Path | None) -> str:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import load_config
-from ..engine import Job, StopSignal, Workspace, open_job
-from ..jobs import MapResult, RolesPlan, estimate_roles, plan_roles, run_roles
+from ..engine import Job, StopSignal
+from ..map import MapResult, RolesPlan, estimate_roles, plan_roles, run_roles
 from ..preflight import check_max_tokens, check_output_file, check_workspace
-from ..providers import ProviderSet, resolve_model
+from ..providers import resolve_model
 from ..view import watch_job
-from ._common import refuse_unpriced, totals_line, with_overrides
+from ._common import totals_line
+from ._launch import Launch
 from ._runtime import say
 
 __all__ = ["RolesOptions", "run_roles_command"]
@@ -35,14 +33,10 @@ class RolesOptions:
 
 def _role_counts(plan: RolesPlan, job: Job) -> str:
     """Per role: units done and failed, from the journal's items."""
-    rows = job.journal.query(
-        "SELECT stage, status, count(*) AS n FROM items WHERE job = ? GROUP BY stage, status",
-        (plan.job_name,),
-    )
     counts: dict[str, dict[str, int]] = {name: {} for name in plan.roles}
-    for row in rows:
-        if row["stage"] in counts:
-            counts[row["stage"]][str(row["status"])] = int(row["n"])
+    for row in job.journal.item_counts(plan.job_name):
+        if row.stage in counts:
+            counts[row.stage][row.status] = row.n
     parts = []
     for name, by_status in counts.items():
         failed = by_status.get("failed", 0)
@@ -60,7 +54,10 @@ def _summary(result: MapResult, plan: RolesPlan, job: Job) -> str:
 
 async def run_roles_command(options: RolesOptions, stop: StopSignal, argv: list[str]) -> int:
     """Check everything (exit 2 on the first problem), then run the roles job; its exit code."""
-    config = with_overrides(load_config(options.config_path), options.concurrency, options.max_cost)
+    launch = Launch.prepare(
+        config_path=options.config_path, concurrency=options.concurrency, max_cost=options.max_cost, argv=argv
+    )
+    config = launch.config
     default_max_tokens = options.max_tokens or config.job.max_tokens
     plan = plan_roles(
         input_path=options.input_path,
@@ -72,14 +69,11 @@ async def run_roles_command(options: RolesOptions, stop: StopSignal, argv: list[
         resolve=lambda name: resolve_model(name, config),
         default_max_tokens=default_max_tokens,
     )
-    providers = ProviderSet(config, os.environ)
     for role in plan.roles.values():
         check_max_tokens(
             role.model, role.max_tokens, source=f"{options.roles_path}: role '{role.name}' max_tokens"
         )
-        providers.check(role.model)
-    refuse_unpriced(config, [role.model for role in plan.roles.values()])
-    workspace = Workspace(Path.cwd())
+    launch.check_models(role.model for role in plan.roles.values())
     check_output_file(
         options.out,
         inputs=[
@@ -87,18 +81,10 @@ async def run_roles_command(options: RolesOptions, stop: StopSignal, argv: list[
             ("--roles", options.roles_path),
             *(("schema", path) for path in plan.schema_paths),
         ],
-        state_dir=workspace.state_dir,
+        state_dir=launch.workspace.state_dir,
     )
-    check_workspace(workspace.root)
-    async with open_job(
-        workspace=workspace,
-        config=config,
-        name=plan.job_name,
-        command=shlex.join(argv),
-        env=os.environ,
-        stop=stop,
-        providers=providers,
-    ) as job:
+    check_workspace(launch.root)
+    async with launch.open(plan.job_name, stop) as job:
         estimate = estimate_roles(plan, prices=job.ledger.prices, rows=job.journal.usage(plan.job_name))
         say(f"map: {len(plan.records)} records x {len(plan.roles)} roles; {estimate.line()}")
         warning = estimate.budget_warning(config.job.max_cost_usd)
@@ -110,12 +96,6 @@ async def run_roles_command(options: RolesOptions, stop: StopSignal, argv: list[
         if options.retry_failed:
             say(f"map: {result.retried} record(s) with a failed role were sent afresh")
         say(_summary(result, plan, job))
-    for record_id, error in list(result.failed.items())[:20]:
-        say(f"  failed: {record_id}: {error}")
-    if result.failed_count > 20:
-        say(f"  ... and {result.failed_count - 20} more failed (see `shoal journal`)")
-    if result.halted:
-        say(f"map: halted: {result.halted}; fix the cause, then rerun: {shlex.join(argv)}")
-    elif result.stopped:
-        say(f"map: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
+    launch.failures(result.failed, result.failed_count, where="`shoal journal`")
+    launch.ended("map", stopped=result.stopped, halted=result.halted)
     return result.exit_code

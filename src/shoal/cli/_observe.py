@@ -13,9 +13,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ..engine import Workspace
+from ..engine import StateDir
 from ..errors import UsageError
-from ..journal import ItemStatus
+from ..journal import ItemRow, ItemStatus, items_of
 from ..preflight import check_workspace
 from ..view import Redactor, describe_jobs, latest_run, match_job, read_status, reading, render_status
 from ._runtime import say
@@ -40,7 +40,7 @@ def _journal_path() -> Path:
         check_workspace(root)  # a damaged journal, or .shoal being a file: one line, not a traceback
     except UsageError as exc:
         raise _fail(str(exc)) from None
-    return Workspace(root).journal_path
+    return StateDir(root).journal_path
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -133,7 +133,7 @@ def report_command(
     say(f"report: {files.html} and {files.markdown} ({len(files.plots)} plots) for {files.job}")
 
 
-def _journal_rows(job: str | None, status: str | None) -> tuple[str, list[dict[str, Any]]]:
+def _journal_rows(job: str | None, status: str | None) -> tuple[str, list[ItemRow]]:
     path = _journal_path()
     if not path.exists():
         raise _fail(_NO_JOURNAL)
@@ -142,14 +142,8 @@ def _journal_rows(job: str | None, status: str | None) -> tuple[str, list[dict[s
         run = latest_run(conn, job)
         if run is None:
             raise _fail("the journal holds no run" if job is None else f"the journal holds no run of {job!r}")
-        where, params = "job = ?", [run.job]
-        if status is not None:
-            where += " AND status = ?"
-            params.append(status)
-        rows = conn.execute(
-            f"SELECT item, status, output, error FROM items WHERE {where} ORDER BY rowid", params
-        ).fetchall()
-    return run.job, [dict(row) for row in rows]
+        rows = items_of(conn, run.job, status=status)
+    return run.job, rows
 
 
 def journal_command(
@@ -168,12 +162,12 @@ def journal_command(
     _, rows = _journal_rows(job, status)
     redact = Redactor.from_env(os.environ).text
     for row in rows:
-        error = redact(row["error"]) if row["error"] else None
+        error = redact(row.error) if row.error else None
         if jsonl:
-            record: dict[str, Any] = {"id": row["item"], "status": row["status"], "file": row["output"]}
+            record: dict[str, Any] = {"id": row.id, "status": row.status, "file": row.file}
             if error:
                 record["error"] = error
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:
-            line = f"{row['item']}\t{row['status']}\t{row['output'] or '-'}"
+            line = f"{row.id}\t{row.status}\t{row.file or '-'}"
             typer.echo(line + (f"\t{error}" if error else ""))

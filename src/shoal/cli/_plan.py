@@ -3,36 +3,36 @@
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
 from ..config import ShoalConfig, load_config
-from ..engine import StopSignal, Workspace, open_job
-from ..errors import InputError
-from ..journal import read_usage
+from ..engine import StopSignal
+from ..errors import ExitCode, InputError
+from ..estimate import Estimate
 from ..plan import (
     STAGES,
     GateSettings,
     Plan,
+    PlanMode,
     PlanResult,
     PlanRun,
+    PlanStatus,
     TaskRun,
     brief_for,
     choose_tier,
-    estimate_plan,
-    gate_calls,
+    estimate_pending,
     parse_plan,
-    plan_observed,
     tier_order,
 )
 from ..plan._batch_stage import BatchedStages
 from ..preflight import check_max_tokens, check_plan, check_workspace
 from ..pricing import PriceBook
-from ..providers import ModelRef, ProviderSet, resolve_model
+from ..providers import ModelRef, resolve_model
 from ..view import watch_job
 from ._batch import Fallback, batch_config, estimate_lines, maybe_batch_round, with_fallback
-from ._common import refuse_unpriced, totals_line, with_overrides
+from ._common import totals_line, with_overrides
 from ._confirm import confirm_launch
+from ._launch import Launch
 from ._runtime import resume_argv, run_async, say
 
 __all__ = ["run_plan_command"]
@@ -53,10 +53,9 @@ def _runs(
     order = tier_order(plan, config.tiering)
     runs: list[TaskRun] = []
     for task in plan.tasks(phase):
-        status = task.status.strip().lower()
-        if status in ("complete", "completed", "done"):
+        if PlanStatus.finished(task.status):
             continue
-        if status == "needs-review" and not retry_needs_review:
+        if PlanStatus.needs_review(task.status) and not retry_needs_review:
             continue
         choice = choose_tier(task, plan, config.tiering)
         model = _resolve(choice.tier, config, plan, task.row.line + 1)
@@ -68,7 +67,7 @@ def _runs(
     return runs
 
 
-def _summary(plan: Plan, runs: list[TaskRun], mode: str, estimate: str) -> str:
+def _summary(plan: Plan, runs: list[TaskRun], mode: PlanMode, estimate: str) -> str:
     lines = [f"Plan {plan.path}: {len(runs)} pending task(s), mode {mode}"]
     for phase in plan.phases:
         mine = [r for r in runs if r.task.phase == phase.number]
@@ -95,7 +94,7 @@ def run_plan_command(
     phase: int | None,
     yes: bool,
     canary: int | None,
-    mode: str,
+    mode: PlanMode,
     concurrency: str | None,
     max_cost: float | None,
     config_path: Path | None,
@@ -107,73 +106,56 @@ def run_plan_command(
     argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
-        if mode not in ("phased", "pipeline"):
-            raise InputError(f"--mode must be 'phased' or 'pipeline', not '{mode}'")
         config = with_fallback(
             with_overrides(load_config(config_path), concurrency, max_cost), batch_fallback
         )
-        root = Path.cwd()
+        launch = Launch.prepare(
+            config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv, config=config
+        )
+        root = launch.root
         plan = parse_plan(target, cwd=root)
         check_plan(plan, cwd=root)
         runs = _runs(plan, config, phase, retry_needs_review)
         if not runs:
             say(f"plan: nothing pending in {target}" + (f" phase {phase}" if phase else ""))
-            return 0
-        providers = ProviderSet(config, os.environ)
-        for run in runs:
-            providers.check(run.model)
-            if run.escalation:
-                providers.check(run.escalation[1])
-        refuse_unpriced(config, [r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation])
-        use_batch = batch_config(
-            config,
-            batch,
-            batch_fallback,
-            [r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation],
-        )
-        if use_batch and (mode == "pipeline" or canary):
+            return ExitCode.OK
+        models = [r.model for r in runs] + [r.escalation[1] for r in runs if r.escalation]
+        launch.check_models(models)
+        use_batch = batch_config(config, batch, batch_fallback, models)
+        if use_batch and (mode == PlanMode.PIPELINE or canary):
             raise InputError("--batch runs plans in phased mode: leave out --mode pipeline and --canary")
         for ref in {r.model for r in runs} | {r.escalation[1] for r in runs if r.escalation}:
             check_max_tokens(ref, config.job.max_tokens, source="[job] max_tokens")
         check_workspace(root)
         settings = GateSettings(max_tokens=config.job.max_tokens, lint_timeout_s=config.plan.lint_timeout_s)
         name = f"plan:{plan.path.resolve()}"
-        observed = plan_observed(name, read_usage(Workspace(root).journal_path, name))
-        calls = gate_calls(brief_for(plan), settings, lint=bool(plan.lint_commands))
-        estimate = estimate_plan(
-            runs, calls, PriceBook.from_config(config), observed, spent_usd=observed.cost_usd
-        )
+
+        def estimate_at(prices: PriceBook) -> Estimate:
+            return estimate_pending(
+                name,
+                runs,
+                brief=brief_for(plan),
+                lint=bool(plan.lint_commands),
+                settings=settings,
+                prices=prices,
+                journal=launch.workspace.journal_path,
+            )
+
+        estimate = estimate_at(PriceBook.from_config(config))
         shown = estimate.line()
         if use_batch:
-            online, estimate = (
-                estimate,
-                estimate_plan(
-                    runs,
-                    calls,
-                    PriceBook.from_config(config).batch_view(),
-                    observed,
-                    spent_usd=observed.cost_usd,
-                ),
-            )
+            online, estimate = estimate, estimate_at(PriceBook.from_config(config).batch_view())
             shown += "\n" + estimate_lines(online, estimate)
         warning = estimate.budget_warning(config.job.max_cost_usd)
         if warning:
             say(warning)
         if not confirm_launch(_summary(plan, runs, mode, shown), yes=yes):
             say("plan: not started")
-            return 3
-        async with open_job(
-            workspace=Workspace(root),
-            config=config,
-            name=name,
-            command=shlex.join(argv),
-            env=os.environ,
-            stop=stop,
-            providers=providers,
-        ) as job:
+            return ExitCode.STOPPED
+        async with launch.open(name, stop) as job:
             job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             runner = PlanRun(plan, job, runs, root=root, settings=settings, mode=mode)
-            await runner.start_retry([r for r in runs if r.task.status.strip().lower() == "needs-review"])
+            await runner.start_retry([r for r in runs if PlanStatus.needs_review(r.task.status)])
             phases = sorted({r.task.phase for r in runs})
             stages = [f"phase-{n}/{stage}" for n in phases for stage in STAGES]
             async with (
@@ -186,7 +168,7 @@ def run_plan_command(
             verdicts = f"{len(result.shipped)} shipped, {len(result.needs_review)} need review"
             say(f"plan: {verdicts}; {totals_line(job)}")
             say(result.gate_line())
-        _report(result, argv)
+        _report(result, launch)
         return result.exit_code
 
     return run_async(main)
@@ -195,7 +177,7 @@ def run_plan_command(
 async def _with_canary(runner: PlanRun, runs: list[TaskRun], canary: int, yes: bool) -> PlanResult:
     """K tasks through the whole gate first; the rest only after approval."""
     first, rest = runs[:canary], runs[canary:]
-    result = await runner.run(first, mode="pipeline")
+    result = await runner.run(first, mode=PlanMode.PIPELINE)
     say(f"canary: {len(result.shipped)} shipped, {len(result.needs_review)} need review")
     say(f"canary {result.gate_line()}")
     for name, reason in result.needs_review.items():
@@ -209,12 +191,11 @@ async def _with_canary(runner: PlanRun, runs: list[TaskRun], canary: int, yes: b
     return result
 
 
-def _report(result: PlanResult, argv: list[str]) -> None:
+def _report(result: PlanResult, launch: Launch) -> None:
     for line in result.projections:
         say(f"plan: cost {line}")
     for name, reason in result.needs_review.items():
         say(f"  needs-review: {name}: {reason}")
     if result.systemic:
         say(f"plan: {result.systemic}")
-    if result.stopped:
-        say(f"plan: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
+    launch.ended("plan", stopped=result.stopped)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from .._states import PlanMode
+from ..errors import ExitCode
 from ._common import ConcurrencyOption
 from ._runtime import say
 
@@ -22,7 +24,10 @@ def run_command(
     canary: Annotated[
         int | None, typer.Option("--canary", min=1, help="Plans: K tasks first, then ask.")
     ] = None,
-    mode: Annotated[str, typer.Option("--mode", help="Plans: phased (default) or pipeline.")] = "phased",
+    mode: Annotated[
+        PlanMode | None,
+        typer.Option("--mode", case_sensitive=False, help="Plans: phased (default) or pipeline."),
+    ] = None,
     arg: Annotated[list[str] | None, typer.Option("--arg", help="Workflows: key=value, repeatable.")] = None,
     concurrency: ConcurrencyOption = None,
     max_cost: Annotated[
@@ -48,18 +53,26 @@ def run_command(
 ) -> None:
     """Run every pending task of a batch plan, or a workflow script, as one job."""
     suffix = target.suffix.lower()
-    if retry is not None and (suffix == ".py" or retry != "needs-review"):
+    plan_options = (("--phase", phase), ("--canary", canary), ("--mode", mode))
+    plan_only = [flag for flag, value in plan_options if value is not None]
+    if suffix == ".py" and plan_only:
+        say(f"shoal: error: {', '.join(plan_only)}: for batch plans (.md); workflows take --arg")
+        code: int = ExitCode.USAGE
+    elif suffix in (".md", ".markdown") and arg:
+        say("shoal: error: --arg is for workflow scripts (.py); a plan takes --phase, --canary and --mode")
+        code = ExitCode.USAGE
+    elif retry is not None and (suffix == ".py" or retry != "needs-review"):
         say(f"shoal: error: --retry {retry}: plans take --retry needs-review; workflows take --retry-failed")
-        code = 2
+        code = ExitCode.USAGE
     elif retry_failed and suffix in (".md", ".markdown"):
         say("shoal: error: --retry-failed is for workflows and map; plans take --retry needs-review")
-        code = 2
+        code = ExitCode.USAGE
     elif (batch or batch_fallback) and suffix == ".py":
         say("shoal: error: --batch is for plans (phased mode) and map; workflow scripts call models online")
-        code = 2
+        code = ExitCode.USAGE
     elif batch_fallback not in (None, "batch", "online"):
         say(f"shoal: error: --batch-fallback must be 'batch' or 'online', not '{batch_fallback}'")
-        code = 2
+        code = ExitCode.USAGE
     elif suffix == ".py":
         from ._workflow import run_workflow_command
 
@@ -80,7 +93,7 @@ def run_command(
             phase=phase,
             yes=yes,
             canary=canary,
-            mode=mode,
+            mode=mode or PlanMode.PHASED,
             concurrency=concurrency,
             max_cost=max_cost,
             config_path=config_path,
@@ -90,5 +103,5 @@ def run_command(
         )
     else:
         say(f"shoal: error: {target}: expected a batch plan (.md) or a workflow script (.py)")
-        code = 2
+        code = ExitCode.USAGE
     raise typer.Exit(code)

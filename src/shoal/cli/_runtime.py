@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from ..engine import StopSignal
-from ..errors import ShoalError, UsageError
+from ..errors import ExitCode, ShoalError, UsageError
 from ._diskfull import disk_full
 
 __all__ = ["invoked_as", "resume_argv", "run_async", "say"]
@@ -76,11 +76,11 @@ def run_async(main: Callable[[StopSignal], Awaitable[int]]) -> int:
         return exc.exit_code
     except ShoalError as exc:
         say(f"shoal: failed: {exc}")
-        return 1
+        return ExitCode.FAILED
     except BaseException as exc:
         full = disk_full(exc)
         if full is None:
             raise
         resume = shlex.join(resume_argv())
         say(f"shoal: stopped: {full}; free some space, then resume with: {resume}")
-        return 3
+        return ExitCode.STOPPED

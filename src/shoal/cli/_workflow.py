@@ -7,25 +7,24 @@ Exit codes: 0 done (report written), 1 some agents failed for good (or the scrip
 
 from __future__ import annotations
 
-import os
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import ShoalConfig, load_config
-from ..engine import StopSignal, Workspace, open_job
+from ..config import ShoalConfig
+from ..engine import StateDir, StopSignal
+from ..errors import ExitCode
 from ..estimate import workflow_estimate_line
 from ..journal import read_usage
 from ..preflight import check_workspace
 from ..pricing import PriceBook
-from ..providers import ModelRef, ProviderSet
+from ..providers import ModelRef
 from ..view import watch_job
-from ._common import refuse_unpriced, with_overrides
 from ._confirm import confirm_launch
+from ._launch import Launch
 from ._runtime import resume_argv, run_async, say
 
 if TYPE_CHECKING:
-    from ..workflows import Outline, RunSettings, WorkflowResult
+    from ..workflows import Outline, RunSettings
 
 __all__ = ["run_workflow_command"]
 
@@ -46,7 +45,7 @@ def _estimate(default: ModelRef, config: ShoalConfig, settings: RunSettings, roo
         max_tokens=settings.max_tokens,
         max_agents=settings.max_agents,
         prices=PriceBook.from_config(config),
-        rows=read_usage(Workspace(root).journal_path, name),
+        rows=read_usage(StateDir(root).journal_path, name),
     )
 
 
@@ -77,18 +76,6 @@ def _summary(target: Path, settings: RunSettings, seen: Outline, config: ShoalCo
     return "\n".join(lines)
 
 
-def _accounting(result: WorkflowResult) -> list[str]:
-    runtime = result.runtime
-    lines = []
-    for stage, tally in runtime.job.ledger.by_stage.items():
-        lines.append(
-            f"  phase {stage}: {runtime.agents.by_phase.get(stage, 0)} agents; {tally.calls} requests sent, "
-            f"{tally.replayed} replayed; tokens {tally.input_tokens:,} in / {tally.output_tokens:,} out; "
-            f"${tally.cost_usd:.4f}"
-        )
-    return lines
-
-
 def _note_batch(config: ShoalConfig) -> None:
     if config.job.batch:  # a shoal.toml shared with map and plans may set it
         say("workflow: [job] batch does not apply: workflow agents call models online")
@@ -108,33 +95,24 @@ def run_workflow_command(
     argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
-        from ..workflows import bind_args, load_workflow, outline, run_workflow, status_line
+        from ..workflows import bind_args, load_workflow, outline, phase_lines, run_workflow, status_line
 
-        config = with_overrides(load_config(config_path), concurrency, max_cost)
+        launch = Launch.prepare(
+            config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv
+        )
+        config, root = launch.config, launch.root
         _note_batch(config)
         definition = load_workflow(target)
         values = bind_args(definition, args)
-        root = Path.cwd()
         settings = definition.settings(config, cwd=root)
         seen = outline(target)
-        providers = ProviderSet(config, os.environ)
         default, named = _models(seen.models, settings.default_model, config)
-        for ref in {default, *named.values()}:
-            providers.check(ref)
+        launch.check_models([default, *named.values()])
         check_workspace(root)
-        refuse_unpriced(config, [default, *named.values()])
         if not confirm_launch(_summary(target, settings, seen, config, root), yes=yes):
             say("workflow: not started")
-            return 3
-        async with open_job(
-            workspace=Workspace(root),
-            config=config,
-            name=f"workflow:{settings.name}",
-            command=shlex.join(argv),
-            env=os.environ,
-            stop=stop,
-            providers=providers,
-        ) as job:
+            return ExitCode.STOPPED
+        async with launch.open(f"workflow:{settings.name}", stop) as job:
             # The dashboard shows the script as it was at launch, even if the file changes later.
             script = _text(target)
             job.journal.event(job.run_id, "script", None, source="workflow", path=str(target), text=script)
@@ -143,22 +121,18 @@ def run_workflow_command(
                     definition, values, job, settings=settings, root=root, say=say, retry_failed=retry_failed
                 )
             say(status_line(result.runtime))
-            for line in _accounting(result):
+            for line in phase_lines(result.runtime):
                 say(line)
         if retry_failed:
             say(f"workflow: {result.retried} agent(s) that had failed were sent afresh")
-        for note in result.runtime.workspaces.notes:
+        for note in result.runtime.sandboxes.notes:
             say(f"  note: {note}")
-        for path, reason in list(result.failed.items())[:20]:
-            say(f"  failed: {path}: {reason}")
-        if len(result.failed) > 20:
-            say(f"  ... and {len(result.failed) - 20} more failed (see the journal)")
+        launch.failures(result.failed, len(result.failed), where="the journal")
         if result.error:
             say(f"workflow: {result.error}")
         if result.report is not None:
             say(f"workflow: report written to {_shown(result.report, root)}")
-        if result.stopped:
-            say(f"workflow: stopped ({result.stopped}); resume with: {shlex.join(argv)}")
+        launch.ended("workflow", stopped=result.stopped)
         return result.exit_code
 
     return run_async(main)

@@ -8,11 +8,23 @@ from __future__ import annotations
 import json
 import shlex
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..view import item_of_scope, latest_run, reading, table_exists
+from ..journal import (
+    call_page,
+    event_page,
+    item_count,
+    item_of_scope,
+    item_page,
+    latest_run,
+    reading,
+    recorded_script,
+    running_items,
+    sessions_page,
+    usage_by_scope,
+)
 
 __all__ = ["JournalView"]
 
@@ -44,30 +56,10 @@ class JournalView:
             job = self._job(conn)
             if job is None:
                 return {"total": 0, "items": []}
-            where, params = "job = ?", [job]
-            if status:
-                where += " AND status = ?"
-                params.append(status)
-            total = int(conn.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0])
-            rows = conn.execute(
-                f"SELECT item, status, stage, output, error, attempts, updated_at FROM items WHERE {where} "
-                "ORDER BY rowid LIMIT ? OFFSET ?",
-                [*params, _page(limit), max(0, offset)],
-            ).fetchall()
-            usage = self._usage(conn, job, [str(r["item"]) for r in rows])
-            items = [
-                {
-                    "id": r["item"],
-                    "status": r["status"],
-                    "stage": r["stage"],
-                    "file": r["output"],
-                    "error": r["error"],
-                    "attempts": r["attempts"],
-                    "updated_at": r["updated_at"],
-                    **usage.get(str(r["item"]), _no_usage()),
-                }
-                for r in rows
-            ]
+            total = item_count(conn, job, status=status)
+            rows = item_page(conn, job, offset=max(0, offset), limit=_page(limit), status=status)
+            usage = self._usage(conn, job, [str(r.id) for r in rows])
+            items = [{**asdict(r), **usage.get(str(r.id), _no_usage())} for r in rows]
         return {"total": total, "offset": max(0, offset), "items": items}
 
     @staticmethod
@@ -75,21 +67,14 @@ class JournalView:
         if not ids:
             return {}
         scopes = [*ids, *(f"{job}#{i}" for i in ids)]
-        marks = ", ".join("?" for _ in scopes)
-        rows = conn.execute(
-            "SELECT scope, count(*) AS n, sum(input_tokens) AS i, sum(output_tokens) AS o, "
-            f"sum(cached_tokens) AS c, sum(cost_usd) AS usd FROM calls WHERE job = ? AND scope IN ({marks}) "
-            "GROUP BY scope",
-            [job, *scopes],
-        )
         usage: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            entry = usage.setdefault(item_of_scope(job, str(row["scope"])), _no_usage())
-            entry["calls"] += int(row["n"])
-            entry["input_tokens"] += int(row["i"])
-            entry["output_tokens"] += int(row["o"])
-            entry["cached_tokens"] += int(row["c"])
-            entry["cost_usd"] += float(row["usd"])
+        for row in usage_by_scope(conn, job, scopes):
+            entry = usage.setdefault(item_of_scope(job, row.scope), _no_usage())
+            entry["calls"] += row.calls
+            entry["input_tokens"] += row.input_tokens
+            entry["output_tokens"] += row.output_tokens
+            entry["cached_tokens"] += row.cached_tokens
+            entry["cost_usd"] += row.cost_usd
         return usage
 
     def calls(self, *, limit: int = 200, before: int | None = None) -> dict[str, Any]:
@@ -100,18 +85,8 @@ class JournalView:
             job = self._job(conn)
             if job is None:
                 return {"calls": []}
-            rows = conn.execute(
-                "SELECT id, run_id, scope, stage, model, outcome, attempt, status, input_tokens, "
-                "output_tokens, cached_tokens, cost_usd, latency_s, queue_s, error, created_at FROM calls "
-                "WHERE job = ? AND id < ? ORDER BY id DESC LIMIT ?",
-                (job, before if before is not None else 2**62, _page(limit)),
-            ).fetchall()
-        calls = []
-        for row in rows:
-            call = dict(row)
-            call["item"] = item_of_scope(job, str(call.pop("scope")))
-            calls.append(call)
-        return {"calls": calls}
+            rows = call_page(conn, job, limit=_page(limit), before=before)
+        return {"calls": [asdict(row) for row in rows]}
 
     def events(self, *, limit: int = 200) -> dict[str, Any]:
         """The newest events of the job's runs (429s, retries, and whatever else jobs record)."""
@@ -119,21 +94,16 @@ class JournalView:
             return {"events": []}
         with reading(self.path) as conn:
             job = self._job(conn)
-            if job is None or not table_exists(conn, "events"):
+            if job is None:
                 return {"events": []}
-            rows = conn.execute(
-                "SELECT e.id, e.run_id, e.ts, e.kind, e.model, e.detail FROM events e "
-                "JOIN runs r ON r.id = e.run_id WHERE r.job = ? ORDER BY e.id DESC LIMIT ?",
-                (job, _page(limit)),
-            ).fetchall()
+            rows = event_page(conn, job, limit=_page(limit))
         events = []
         for row in rows:
-            event = dict(row)
-            detail = json.loads(event["detail"]) if event["detail"] else {}
-            if isinstance(detail, dict) and isinstance(detail.get("scope"), str):
+            detail = dict(row.detail)
+            if isinstance(detail.get("scope"), str):
                 detail["item"] = item_of_scope(job, detail.pop("scope"))
-            event["detail"] = detail
-            events.append(event)
+            event = {"id": row.id, "run_id": row.run_id, "ts": row.ts, "kind": row.kind, "model": row.model}
+            events.append({**event, "detail": detail})
         return {"events": events}
 
     def agents(self, *, limit: int = 50) -> dict[str, Any]:
@@ -144,32 +114,24 @@ class JournalView:
             job = self._job(conn)
             if job is None:
                 return {"agents": [], "running": []}
-            rows = conn.execute(
-                "SELECT id, item, messages, updated_at FROM sessions WHERE job = ? "
-                "ORDER BY updated_at DESC LIMIT ?",
-                (job, _page(limit)),
-            ).fetchall()
-            running = conn.execute(
-                "SELECT item, stage, updated_at FROM items WHERE job = ? AND status = 'running' "
-                "ORDER BY updated_at LIMIT ?",
-                (job, _page(limit)),
-            ).fetchall()
+            rows = sessions_page(conn, job, limit=_page(limit))
+            running = running_items(conn, job, limit=_page(limit))
         agents = []
         for row in rows:
-            messages = json.loads(row["messages"])
+            messages = json.loads(row.messages)
             steps = messages if isinstance(messages, list) else []
             agents.append(
                 {
-                    "id": row["id"],
-                    "item": row["item"],
+                    "id": row.id,
+                    "item": row.item,
                     "messages": len(steps),
                     "step": _describe_step(steps[-1]) if steps else "",
-                    "updated_at": row["updated_at"],
+                    "updated_at": row.updated_at,
                 }
             )
         return {
             "agents": agents,
-            "running": [{"id": r["item"], "stage": r["stage"], "since": r["updated_at"]} for r in running],
+            "running": [{"id": r.item, "stage": r.stage, "since": r.since} for r in running],
         }
 
     def source(self) -> dict[str, Any]:
@@ -189,16 +151,8 @@ class JournalView:
 
 def _recorded_script(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
     """The "script" event a run journaled at launch: {"kind", "path", "text"}, or None."""
-    if not table_exists(conn, "events"):
-        return None
-    row = conn.execute(
-        "SELECT detail FROM events WHERE run_id = ? AND kind = 'script' ORDER BY id DESC LIMIT 1", (run_id,)
-    ).fetchone()
-    try:
-        detail = json.loads(row[0]) if row and row[0] else None
-    except ValueError:
-        return None
-    if not isinstance(detail, dict) or not isinstance(detail.get("text"), str):
+    detail = recorded_script(conn, run_id)
+    if detail is None or not isinstance(detail.get("text"), str):
         return None
     text = detail["text"][:_MAX_SOURCE_BYTES]
     return {"kind": detail.get("source"), "path": detail.get("path"), "text": text}

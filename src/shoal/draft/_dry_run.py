@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ShoalConfig
-from ..engine import StopSignal, Workspace, open_job
+from ..engine import StateDir, StopSignal, open_job
 from ..errors import UsageError
 from ..fake import FakeLimits, FakeSettings
-from ..providers import Provider
-from ..providers._rehearsal import RehearsalProvider
-from ..workflows import agent_model, bind_args, load_workflow, outline, run_workflow
-from ..workflows._tools import CommandResult
+from ..providers import Provider, RehearsalProvider
+from ..workflows import CommandResult, agent_model, bind_args, load_workflow, outline, run_workflow
 from ._errors import DraftRejected
 from ._rehearse import DryRun, dry_run_to_json
 
@@ -82,7 +80,7 @@ async def run_dry(script: Path, root: Path, *, out: Path, config: ShoalConfig) -
     models = tuple(dict.fromkeys([default, *named]))
     dry = replace(settings, target=None, token_budget=None)
     async with open_job(
-        workspace=Workspace(root),
+        workspace=StateDir(root),
         config=_dry_config(config),
         name=f"workflow:{settings.name}",
         command="shoal draft (rehearsal dry run)",

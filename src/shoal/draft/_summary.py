@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 from ..config import ShoalConfig
-from ..engine import Workspace
+from ..engine import StateDir
 from ..estimate import workflow_estimate_line
 from ..journal import read_usage
 from ..pricing import PriceBook
@@ -71,7 +71,7 @@ def workflow_summary(checked: CheckedWorkflow, config: ShoalConfig, root: Path) 
             max_tokens=settings.max_tokens,
             max_agents=settings.max_agents,
             prices=PriceBook.from_config(config),
-            rows=read_usage(Workspace(root).journal_path, name),
+            rows=read_usage(StateDir(root).journal_path, name),
         )
     )
     return lines

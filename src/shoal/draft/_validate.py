@@ -15,7 +15,16 @@ from ..config import ShoalConfig
 from ..engine import StopSignal
 from ..errors import InputError
 from ..estimate import Estimate
-from ..plan import GateSettings, Plan, TaskRun, brief_for, choose_tier, estimate_plan, gate_calls, parse_plan
+from ..plan import (
+    GateSettings,
+    Plan,
+    PlanStatus,
+    TaskRun,
+    brief_for,
+    choose_tier,
+    estimate_pending,
+    parse_plan,
+)
 from ..plan import tier_order as plan_tier_order
 from ..preflight import check_plan
 from ..pricing import PriceBook
@@ -26,8 +35,6 @@ from ._rehearse import DryRun, rehearse
 from ._safety import check_script
 
 __all__ = ["CheckedPlan", "CheckedWorkflow", "check_plan_draft", "check_workflow_draft"]
-
-_DONE = ("complete", "completed", "done", "needs-review")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +88,7 @@ def _runs(plan: Plan, config: ShoalConfig) -> list[TaskRun]:
     order = plan_tier_order(plan, config.tiering)
     runs: list[TaskRun] = []
     for task in plan.tasks(None):
-        if task.status.strip().lower() in _DONE:
+        if PlanStatus.finished(task.status) or PlanStatus.needs_review(task.status):
             continue
         choice = choose_tier(task, plan, config.tiering)
         model = _model(choice.tier, config, plan, task.row.line)
@@ -107,6 +114,12 @@ def check_plan_draft(text: str, *, out: Path, root: Path, config: ShoalConfig) -
         if not runs:
             raise DraftRejected("the plan has no pending task (Status column 'pending')")
         settings = GateSettings(max_tokens=config.job.max_tokens, lint_timeout_s=config.plan.lint_timeout_s)
-        calls = gate_calls(brief_for(plan), settings, lint=bool(plan.lint_commands))
-        estimate = estimate_plan(runs, calls, PriceBook.from_config(config))
+        estimate = estimate_pending(
+            f"plan:{out}",
+            runs,
+            brief=brief_for(plan),
+            lint=bool(plan.lint_commands),
+            settings=settings,
+            prices=PriceBook.from_config(config),
+        )
     return CheckedPlan(text, replace(plan, path=out), tuple(runs), estimate)

@@ -2,7 +2,7 @@
 
 from ._caller import CallResult, CallSpec, CallStats, Exchange, ModelCaller, RetryPolicy, call_key
 from ._executor import Executor, LocalExecutor
-from ._job import Job, Workspace, open_job
+from ._job import Job, StateDir, open_job
 from ._ledger import Ledger, Tally
 from ._stop import Stopped, StopSignal, StopState
 from ._streak import FailureStreak, is_call_specific
@@ -23,8 +23,12 @@ __all__ = [
     "StopState",
     "Stopped",
     "Tally",
+    "StateDir",
     "Workspace",
     "call_key",
     "is_call_specific",
     "open_job",
 ]
+
+# The old name of StateDir, kept only so that branches written against it still merge; use StateDir.
+Workspace = StateDir

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._states import CallOutcome
 from .._tokens import estimate_tokens
 from ..config import BatchSettings
 from ..errors import BudgetExhausted, ModelCallError, PermanentError, RateLimited, TransientError
@@ -462,7 +463,7 @@ class BatchRound:
             scope=spec.scope,
             stage=spec.stage,
             model=spec.model.key,
-            outcome=outcome,
+            outcome=CallOutcome(outcome),
             attempt=row.attempt,
             status=200 if reply is not None else (error.status if error else None),
             response=reply.text if reply is not None else None,

@@ -10,17 +10,17 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from jsonschema import Draft202012Validator
 
 from .._clock import Clock
+from .._states import CallOutcome
 from .._tokens import estimate_tokens
 from ..budget import BudgetBook, Demand
-from ..errors import BadAnswer, ModelCallError, RateLimited, RequestTimeout, TransientError
+from ..errors import BadAnswer, BudgetExhausted, ModelCallError, RateLimited, RequestTimeout, TransientError
 from ..journal import CallRecord, Journal
-from ..providers._refs import ModelRef
-from ..providers._types import ModelReply, ModelRequest, Provider, Usage
+from ..providers import ModelRef, ModelReply, ModelRequest, Provider, Usage
 from ._autotune import ConcurrencyTuner, TunerSettings
 from ._ledger import Ledger
 from ._limiter import Limiter
@@ -28,6 +28,9 @@ from ._outage import OutageBook, OutageGate, OutageSettings, OutageTooLong, Tick
 from ._stop import Stopped, StopSignal
 from ._streak import FailureStreak
 from ._timeouts import AdaptiveTimeouts, TimeoutSettings
+
+if TYPE_CHECKING:
+    from pydantic_ai.messages import ModelResponse
 
 __all__ = [
     "CallResult",
@@ -77,8 +80,8 @@ class CallSpec:
 class Exchange:
     """One request of any shape: what identifies it, what it is counted for, how to send and check it.
 
-    `ModelCaller.call` builds one from a CallSpec; callers that speak pydantic-ai directly (agents
-    with tools) build their own, with `send` returning the serialized response as the reply text.
+    `ModelCaller.call` builds one from a CallSpec; agents build their own, whose `send` passes an
+    `AgentTurn` to the same `Provider.complete` and gets the typed response back in the reply.
     """
 
     scope: str
@@ -98,6 +101,10 @@ class CallResult:
     cost_usd: float
     replayed: bool
     attempts: int
+    # What the journal keeps for this call (the reply's `stored` form, else its text), and the
+    # typed response of an agent turn sent in this run (None when replayed: read `stored`).
+    stored: str = ""
+    response: ModelResponse | None = None
 
 
 @dataclass(slots=True)
@@ -227,7 +234,15 @@ class ModelCaller:
             usage = Usage(stored.input_tokens, stored.output_tokens, stored.cached_tokens)
             self._ledger.record(spec.model.key, spec.stage, usage, stored.cost_usd, replayed=True)
             self.stats.replayed += 1
-            return CallResult(key, stored.response, usage, stored.cost_usd, replayed=True, attempts=0)
+            return CallResult(
+                key,
+                stored.response,
+                usage,
+                stored.cost_usd,
+                replayed=True,
+                attempts=0,
+                stored=stored.response,
+            )
         tally = _Tally()
         gate = self.outages.for_provider(spec.model.provider)
         while True:
@@ -247,7 +262,16 @@ class ModelCaller:
                 gate.abandon(ticket)
                 raise
             gate.answered(ticket)
-            return CallResult(key, reply.text, reply.usage, cost, replayed=False, attempts=tally.sent + 1)
+            return CallResult(
+                key,
+                reply.text,
+                reply.usage,
+                cost,
+                replayed=False,
+                attempts=tally.sent + 1,
+                stored=reply.text if reply.stored is None else reply.stored,
+                response=reply.response,
+            )
 
     def _after_failure(
         self, spec: Exchange, exc: ModelCallError, gate: OutageGate, ticket: Ticket, tally: _Tally
@@ -306,6 +330,19 @@ class ModelCaller:
             raise Stopped(str(exc)) from None
         return ticket
 
+    async def _reserve(self, model_key: str, demand: Demand) -> float:
+        """The call's worst-case cost, reserved; past the cost budget the engine drains the job itself."""
+        try:
+            reservation = self._ledger.try_reserve(model_key, demand.input_tokens, demand.max_tokens)
+            if reservation is None:  # near the cost limit: wait for the calls in flight to settle
+                reservation = await self._interruptible(
+                    self._ledger.reserve(model_key, demand.input_tokens, demand.max_tokens)
+                )
+        except BudgetExhausted as exc:
+            self._stop.drain(f"budget: {exc}")
+            raise Stopped(str(exc)) from None
+        return reservation
+
     def _event(self, kind: str, detail: dict[str, Any]) -> None:
         """A journal event from the outage gates, the timeouts or the tuner ("model" goes to its column)."""
         fields = dict(detail)
@@ -346,11 +383,7 @@ class ModelCaller:
         else:
             await self._slots.acquire()  # a free slot is taken without waiting
         try:
-            reservation = self._ledger.try_reserve(model_key, demand.input_tokens, demand.max_tokens)
-            if reservation is None:  # near the cost limit: wait for the calls in flight to settle
-                reservation = await self._interruptible(
-                    self._ledger.reserve(model_key, demand.input_tokens, demand.max_tokens)
-                )
+            reservation = await self._reserve(model_key, demand)
             try:
                 permit = budget.try_acquire(demand)
                 if permit is None:
@@ -382,7 +415,7 @@ class ModelCaller:
                     spec,
                     key,
                     attempt,
-                    problem.outcome if problem else "ok",
+                    problem.outcome if problem else CallOutcome.OK,
                     started,
                     queued_at,
                     status=200,
@@ -432,9 +465,11 @@ class ModelCaller:
     def _check(self, reply: ModelReply, request: ModelRequest) -> BadAnswer | None:
         """An empty answer or one cut off by the token limit is a failure, never a result."""
         if reply.finish_reason == "length":
-            return BadAnswer("answer cut off by the token limit", model=request.model, reason="truncated")
+            return BadAnswer(
+                "answer cut off by the token limit", model=request.model, reason=CallOutcome.TRUNCATED
+            )
         if not reply.text.strip():
-            return BadAnswer("empty answer", model=request.model, reason="empty")
+            return BadAnswer("empty answer", model=request.model, reason=CallOutcome.EMPTY)
         if request.schema is not None:
             return self._check_schema(reply.text, request.schema, request.model)
         return None
@@ -443,7 +478,7 @@ class ModelCaller:
         try:
             document = json.loads(text)
         except ValueError as exc:
-            return BadAnswer(f"answer is not JSON: {exc}", model=model, reason="invalid")
+            return BadAnswer(f"answer is not JSON: {exc}", model=model, reason=CallOutcome.INVALID)
         schema_id = json.dumps(schema, sort_keys=True)
         validator = self._validators.get(schema_id)
         if validator is None:
@@ -452,7 +487,9 @@ class ModelCaller:
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             return BadAnswer(
-                f"answer does not match the schema at {where}: {error.message}", model=model, reason="invalid"
+                f"answer does not match the schema at {where}: {error.message}",
+                model=model,
+                reason=CallOutcome.INVALID,
             )
         return None
 
@@ -461,7 +498,7 @@ class ModelCaller:
         spec: Exchange,
         key: str,
         attempt: int,
-        outcome: str,
+        outcome: CallOutcome,
         started: float,
         queued_at: float,
         *,
@@ -484,7 +521,7 @@ class ModelCaller:
             outcome=outcome,
             attempt=attempt,
             status=status,
-            response=reply.text if reply is not None else None,
+            response=(reply.text if reply.stored is None else reply.stored) if reply is not None else None,
             finish_reason=reply.finish_reason if reply is not None else None,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,

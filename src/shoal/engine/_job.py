@@ -24,12 +24,13 @@ from ._stop import StopSignal
 from ._streak import FailureStreak
 from ._timeouts import TimeoutSettings
 
-__all__ = ["Job", "Workspace", "open_job"]
+__all__ = ["Job", "StateDir", "open_job"]
 
 
 @dataclass(frozen=True, slots=True)
-class Workspace:
-    """A working directory; shoal keeps its journal, lock and staging area in .shoal/ under it."""
+class StateDir:
+    """A working directory's `.shoal/` state: the journal, the lock, staged files, agent sandboxes
+    and reports. (Not an agent's workspace: those are `workflows.Sandboxes` under `sandboxes`.)"""
 
     root: Path
 
@@ -48,6 +49,15 @@ class Workspace:
     @property
     def staging(self) -> Path:
         return self.state_dir / "staging"
+
+    @property
+    def sandboxes(self) -> Path:
+        """Where workflows' agents get their working directories."""
+        return self.state_dir / "workspaces"
+
+    @property
+    def reports(self) -> Path:
+        return self.state_dir / "reports"
 
 
 @dataclass(slots=True)
@@ -70,7 +80,7 @@ class Job:
 @asynccontextmanager
 async def open_job(
     *,
-    workspace: Workspace,
+    workspace: StateDir,
     config: ShoalConfig,
     name: str,
     command: str,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from .._types import Usage
 from ..errors import BudgetExhausted
 from ..pricing import PriceBook, worst_case_cost
-from ..providers._types import Usage
 
 __all__ = ["Ledger", "Tally"]
 

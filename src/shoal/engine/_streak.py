@@ -16,20 +16,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._signature import failure_signature
+from .._states import CallOutcome
 from ._stop import StopSignal
 
 __all__ = ["BAD_ANSWERS", "DEFAULT_STREAK_LIMIT", "FailureStreak", "is_call_specific"]
 
 DEFAULT_STREAK_LIMIT = 10
-BAD_ANSWERS = frozenset({"empty", "truncated", "invalid"})
-_OUTAGES = frozenset({"transient", "rate_limited", "cancelled"})
+BAD_ANSWERS = frozenset(o for o in CallOutcome if o.bad_answer)
+_OUTAGES = frozenset(o for o in CallOutcome if o.outage)
 
 
 def is_call_specific(outcome: str, status: int | None) -> bool:
     """A failure this call would meet again if sent as it is: a bad answer, or a non-429 4xx."""
-    if outcome in BAD_ANSWERS or outcome == "rejected":
+    if outcome in BAD_ANSWERS or outcome == CallOutcome.REJECTED:
         return True
-    if outcome in _OUTAGES or outcome == "ok":
+    if outcome in _OUTAGES or outcome == CallOutcome.OK:
         return False
     return status is not None and 400 <= status < 500 and status != 429
 
@@ -60,7 +61,7 @@ class FailureStreak:
 
     def observe(self, outcome: str, status: int | None, error: str | None) -> None:
         """One sent call's outcome, as the caller journals it."""
-        if outcome == "ok":
+        if outcome == CallOutcome.OK:
             self.success()
         elif is_call_specific(outcome, status):
             self.failure(outcome, error or outcome)

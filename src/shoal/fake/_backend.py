@@ -14,7 +14,7 @@ from .._clock import Clock, SystemClock
 from .._tokens import estimate_tokens
 from ._answers import cut_to_tokens, json_answer, prompt_digest, prose, prose_tokens
 from ._hold import Hold
-from ._limits import Bucket, rate_headers, retry_headers
+from ._limits import ServerLimit, rate_headers, retry_headers
 from ._settings import ALL_KINDS, FakeCall, FakeResult, FakeSettings, ResultKind
 
 __all__ = ["FakeBackend"]
@@ -52,8 +52,8 @@ class FakeBackend:
         self._rng = rng or random.Random(settings.seed)
         now = self._clock.now()
         limits = settings.limits
-        self._requests = Bucket(limits.rpm, limits.window_s, now) if limits.rpm else None
-        self._tokens = Bucket(limits.tpm, limits.window_s, now) if limits.tpm else None
+        self._requests = ServerLimit(limits.rpm, limits.window_s, now) if limits.rpm else None
+        self._tokens = ServerLimit(limits.tpm, limits.window_s, now) if limits.tpm else None
         self._reply_uses = [0] * len(settings.replies)
         self._stats: dict[str, int] = dict.fromkeys(("requests", *get_args(ResultKind)), 0)
         self.hold = Hold()  # tests close it to keep admitted requests in flight
@@ -163,7 +163,7 @@ class FakeBackend:
         return None
 
     @staticmethod
-    def _wait_s(bucket: Bucket | None, amount: float, now: float) -> float:
+    def _wait_s(bucket: ServerLimit | None, amount: float, now: float) -> float:
         return 0.0 if bucket is None else bucket.wait_s(amount, now)
 
     def _settle(self, call: FakeCall, output_tokens: int) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-__all__ = ["Bucket", "format_duration", "rate_headers", "retry_headers"]
+__all__ = ["ServerLimit", "format_duration", "rate_headers", "retry_headers"]
 
 
-class Bucket:
+class ServerLimit:
     """One per-minute limit enforced over a short window.
 
     Hosted providers quantize a per-minute limit to a few seconds, so a burst of a whole minute's
@@ -70,7 +70,7 @@ def _timestamp(wall: float) -> str:
 
 
 def rate_headers(
-    api: str, requests: Bucket | None, tokens: Bucket | None, now: float, wall: float
+    api: str, requests: ServerLimit | None, tokens: ServerLimit | None, now: float, wall: float
 ) -> dict[str, str]:
     """Lower-case rate-limit headers in the api's style; a limit that is not configured is left out."""
     headers: dict[str, str] = {}

@@ -7,6 +7,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._states import PlanStage
+
 __all__ = ["GateTally"]
 
 _NAMED = 3  # name the items when there are this few
@@ -20,11 +22,11 @@ class GateTally:
 
     def record(self, item: str, stage: str, outcome: str, detail: Mapping[str, Any]) -> None:
         """One stage outcome (the same ones the journal's "stage" events hold)."""
-        if stage == "lint" and outcome == "pass" and int(detail.get("rounds") or 0) > 0:
+        if stage == PlanStage.LINT and outcome == "pass" and int(detail.get("rounds") or 0) > 0:
             self.lint_fixed.add(item)
-        elif stage == "review" and outcome == "flagged":
+        elif stage == PlanStage.REVIEW and outcome == "flagged":
             self.flagged.add(item)
-        elif stage == "gate" and outcome == "escalate":
+        elif stage == PlanStage.GATE and outcome == "escalate":
             self.escalated.add(item)
 
     def line(self, shipped: Collection[str], needs_review: Collection[str]) -> str:

@@ -1,22 +1,116 @@
-"""The journal: a SQLite record of every call, item state and agent session in a workspace."""
+"""The journal: a SQLite record of every call, item state and agent session in a workspace.
 
+`Journal` is the write side (the orchestrator is the only writer); the functions and rows from
+`_read` are the read side every reader uses (status, live view, dashboard, report, workflows).
+No SQL lives outside this package.
+"""
+
+from .._states import CallOutcome
 from ._batches import BatchBook, BatchRow, BatchState, read_batches
 from ._lock import WorkspaceLock
+from ._pages import (
+    CallDetail,
+    ItemPageRow,
+    RunningItem,
+    ScopeUsage,
+    SessionRow,
+    call_page,
+    event_page,
+    item_count,
+    item_page,
+    running_items,
+    sessions_page,
+    usage_by_scope,
+)
+from ._read import (
+    CallRow,
+    EventCount,
+    EventRow,
+    ItemCount,
+    ItemRow,
+    RecentCall,
+    RunRow,
+    SnapshotRow,
+    calls_of,
+    check_readable,
+    event_counts,
+    events_of,
+    item_counts,
+    item_of_scope,
+    item_states,
+    items_of,
+    job_names,
+    latest_run,
+    latest_snapshot,
+    open_readonly,
+    reading,
+    recent_calls,
+    recorded_script,
+    run_count,
+    runs_of,
+    snapshots_of,
+    stage_events,
+    table_exists,
+)
 from ._records import CallRecord, ItemStatus, RunStatus, StoredCall
 from ._store import Journal
+from ._totals import CallGroup, CallTotalsCache
 from ._usage import UsageRow, read_usage
 
 __all__ = [
     "BatchBook",
     "BatchRow",
     "BatchState",
+    "CallDetail",
+    "CallGroup",
+    "CallOutcome",
     "CallRecord",
+    "CallRow",
+    "CallTotalsCache",
+    "EventCount",
+    "EventRow",
+    "ItemCount",
+    "ItemPageRow",
+    "ItemRow",
     "ItemStatus",
     "Journal",
+    "RecentCall",
+    "RunRow",
     "RunStatus",
+    "RunningItem",
+    "ScopeUsage",
+    "SessionRow",
+    "SnapshotRow",
     "StoredCall",
     "UsageRow",
     "WorkspaceLock",
     "read_batches",
+    "call_page",
+    "calls_of",
+    "check_readable",
+    "event_counts",
+    "event_page",
+    "events_of",
+    "item_count",
+    "item_counts",
+    "item_of_scope",
+    "item_page",
+    "item_states",
+    "items_of",
+    "job_names",
+    "latest_run",
+    "latest_snapshot",
+    "open_readonly",
     "read_usage",
+    "reading",
+    "recent_calls",
+    "recorded_script",
+    "run_count",
+    "running_items",
+    "runs_of",
+    "sessions_page",
+    "snapshots_of",
+    "stage_events",
+    "table_exists",
+    "usage_by_scope",
 ]

@@ -127,11 +127,13 @@ class BatchBook:
         )
 
     def rows(self, job: str | None = None, round_name: str | None = None) -> list[BatchRow]:
-        return read_batches(self._journal.query, job, round_name)
+        return read_batches(self._journal._reader, job, round_name)
 
 
-def read_batches(query: Any, job: str | None = None, round_name: str | None = None) -> list[BatchRow]:
-    """Batch rows through any `query(sql, params)`; none where the journal predates batches."""
+def read_batches(
+    conn: sqlite3.Connection, job: str | None = None, round_name: str | None = None
+) -> list[BatchRow]:
+    """Batch rows from a journal connection; none where the journal predates batches."""
     sql = "SELECT * FROM batches WHERE 1=1"
     params: list[Any] = []
     if job is not None:
@@ -141,7 +143,7 @@ def read_batches(query: Any, job: str | None = None, round_name: str | None = No
         sql += " AND round = ?"
         params.append(round_name)
     try:
-        found = query(sql + " ORDER BY created_at, tag", params)
+        found = list(conn.execute(sql + " ORDER BY created_at, tag", params))
     except sqlite3.OperationalError:  # no batches table: no batch was ever submitted here
         return []
     return [

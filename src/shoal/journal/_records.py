@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .._states import CallOutcome, RunStatus
+
 __all__ = ["CallRecord", "ItemStatus", "RunStatus", "StoredCall"]
 
 
@@ -14,13 +16,6 @@ class ItemStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     NEEDS_REVIEW = "needs-review"
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"  # finished, some items failed for good
-    STOPPED = "stopped"  # drained or cancelled; resumable
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +28,7 @@ class CallRecord:
     scope: str  # item id or step path
     stage: str
     model: str
-    outcome: str  # ok, rate_limited, transient, empty, truncated, invalid, rejected, cancelled
+    outcome: CallOutcome
     attempt: int
     status: int | None = None
     response: str | None = None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._clock import Clock, SystemClock
+from ._read import ItemCount, ItemRow, item_counts, items_of
 from ._records import CallRecord, ItemStatus, RunStatus, StoredCall
 from ._usage import UsageRow, iter_usage_rows, usage_rows
 
@@ -438,5 +439,18 @@ class Journal:
         row = self._reader.execute("SELECT messages FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return None if row is None else json.loads(row["messages"])
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return list(self._reader.execute(sql, params))
+    def tokens_before(self, job: str, run_id: int) -> int:
+        """Tokens (in and out) the job's calls used in runs other than `run_id`."""
+        row = self._reader.execute(
+            "SELECT COALESCE(sum(input_tokens + output_tokens), 0) FROM calls WHERE job = ? AND run_id != ?",
+            (job, run_id),
+        ).fetchone()
+        return int(row[0])
+
+    def items(self, job: str) -> list[ItemRow]:
+        """The job's items in input order (the read side's `items_of` on this connection)."""
+        return items_of(self._reader, job)
+
+    def item_counts(self, job: str) -> list[ItemCount]:
+        """Items per (stage, status)."""
+        return item_counts(self._reader, job)

@@ -1,6 +1,7 @@
 """Markdown batch plans: parse, tier, run through the gate, write statuses back."""
 
-from ._estimate import estimate_plan, gate_calls, plan_observed
+from .._states import PlanMode, PlanStage, PlanStatus
+from ._estimate import estimate_pending, estimate_plan, gate_calls, plan_observed
 from ._model import Phase, Plan, Task, TierRule
 from ._parse import parse_plan
 from ._runner import PlanResult, PlanRun, brief_for
@@ -13,8 +14,11 @@ __all__ = [
     "GateSettings",
     "Phase",
     "Plan",
+    "PlanMode",
     "PlanResult",
     "PlanRun",
+    "PlanStage",
+    "PlanStatus",
     "StatusUpdate",
     "Task",
     "TaskRun",
@@ -22,6 +26,7 @@ __all__ = [
     "TierRule",
     "brief_for",
     "choose_tier",
+    "estimate_pending",
     "estimate_plan",
     "gate_calls",
     "parse_plan",

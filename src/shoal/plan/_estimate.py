@@ -7,6 +7,7 @@ Escalations and fixes are part of the expected figure: where the journal holds c
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from .._tokens import estimate_tokens
 from ..estimate import (
@@ -19,11 +20,18 @@ from ..estimate import (
     item_of,
     worst_unit_cost,
 )
-from ..journal import UsageRow
+from ..journal import UsageRow, read_usage
 from ..pricing import PriceBook
 from ._stages import GateSettings, TaskRun
 
-__all__ = ["DEFAULT_ESCALATION_RATE", "DEFAULT_FIX_CALLS", "estimate_plan", "gate_calls", "plan_observed"]
+__all__ = [
+    "DEFAULT_ESCALATION_RATE",
+    "DEFAULT_FIX_CALLS",
+    "estimate_plan",
+    "estimate_pending",
+    "gate_calls",
+    "plan_observed",
+]
 
 DEFAULT_FIX_CALLS = 0.3  # writer fix calls per pass (lint, metadata, review flags) before any are seen
 DEFAULT_ESCALATION_RATE = 0.1  # share of escalating tasks before any are seen
@@ -107,3 +115,23 @@ def estimate_plan(
             expected += escalation * expected_unit_cost(calls, following, observed)
             worst += worst_unit_cost(calls, following)
     return Estimate(expected, worst, basis, spent_usd=spent_usd)
+
+
+def estimate_pending(
+    job: str,
+    runs: Sequence[TaskRun],
+    *,
+    brief: str,
+    lint: bool,
+    settings: GateSettings,
+    prices: PriceBook,
+    journal: Path | None = None,
+) -> Estimate:
+    """The pre-launch estimate of a plan's pending tasks, for `shoal run` and `shoal draft` alike:
+    the gate's calls priced with the job's one price book, at the rates the journal observed for
+    this plan (`job`) when it holds any, else at default rates."""
+    calls = gate_calls(brief, settings, lint=lint)
+    if journal is None:
+        return estimate_plan(runs, calls, prices)
+    observed = plan_observed(job, read_usage(journal, job))
+    return estimate_plan(runs, calls, prices, observed, spent_usd=observed.cost_usd)

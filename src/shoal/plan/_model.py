@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._states import PlanStatus
+
 __all__ = ["Phase", "Plan", "Task", "TableRow", "TierRule"]
 
 
@@ -30,7 +32,7 @@ class Task:
 
     @property
     def pending(self) -> bool:
-        return self.status.strip().lower() not in ("complete", "completed", "done")
+        return not PlanStatus.finished(self.status)
 
 
 @dataclass(frozen=True, slots=True)

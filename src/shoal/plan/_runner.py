@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from .._signature import failure_signature
+from .._states import ExitCode, PlanMode, PlanStage
 from ..engine import Job, LocalExecutor, Stopped
-from ..errors import BudgetExhausted, ModelCallError
+from ..errors import ModelCallError
 from ..gate import GateTally, writer_brief
-from ..journal import ItemStatus, RunStatus
+from ..journal import ItemStatus
 from ._batch_stage import BatchedStages
 from ._estimate import estimate_plan, gate_calls, plan_observed
 from ._model import Plan
@@ -41,10 +42,8 @@ class PlanResult:
         return self.gate.line(self.shipped, self.needs_review)
 
     @property
-    def exit_code(self) -> int:
-        if self.stopped:
-            return 3
-        return 1 if (self.needs_review or self.systemic) else 0
+    def exit_code(self) -> ExitCode:
+        return ExitCode.of(failed=bool(self.needs_review or self.systemic), stopped=bool(self.stopped))
 
 
 class PlanRun:
@@ -56,7 +55,7 @@ class PlanRun:
         *,
         root: Path,
         settings: GateSettings,
-        mode: str = "phased",
+        mode: PlanMode = PlanMode.PHASED,
     ) -> None:
         self.plan = plan
         self.job = job
@@ -85,7 +84,7 @@ class PlanRun:
             self.job.run_id, "retry", None, items=[r.task.filename for r in runs], status="needs-review"
         )
 
-    async def run(self, runs: list[TaskRun] | None = None, *, mode: str | None = None) -> PlanResult:
+    async def run(self, runs: list[TaskRun] | None = None, *, mode: PlanMode | None = None) -> PlanResult:
         selected = self.runs if runs is None else runs
         await self.job.journal.set_items(
             self.job.name, [r.task.filename for r in selected], ItemStatus.PENDING
@@ -94,7 +93,7 @@ class PlanRun:
             batch = [r for r in selected if r.task.phase == phase.number]
             if not batch:
                 continue
-            if (mode or self.mode) == "pipeline":
+            if (mode or self.mode) == PlanMode.PIPELINE:
                 await self._pipeline(batch)
             else:
                 await self._phased(batch)
@@ -108,13 +107,9 @@ class PlanRun:
         streak = self.job.streak.reason if self.job.streak is not None else None
         if streak:  # every call failed alike: not resumable until its cause is fixed
             self.result.systemic = self.result.systemic or f"halted: {streak}"
-            self.job.status = RunStatus.FAILED
         elif not self.job.stop.running:
             self.result.stopped = self.job.stop.reason or "stopped"
-            self.job.status = RunStatus.STOPPED
-        else:
-            failed = self.result.needs_review or self.result.systemic
-            self.job.status = RunStatus.FAILED if failed else RunStatus.DONE
+        self.job.status = self.result.exit_code.run_status
 
     def _project(self, phase: int, later: list[TaskRun]) -> None:
         """After a phase: the rest of the plan's cost again, from the tokens and escalations seen so far."""
@@ -137,16 +132,13 @@ class PlanRun:
             f"expected for {len(later)} task(s) ({estimate.basis}): ${estimate.expected_total_usd:.4f} in all"
         )
 
-    async def _stage(self, run: TaskRun, stage: str) -> None:
+    async def _stage(self, run: TaskRun, stage: PlanStage) -> None:
         if self.result.systemic:
             raise Stopped(self.result.systemic)  # the phase is halted: spend nothing more on it
         if run.failure is not None or run.shipped:
             return
         try:
             await self.stages.stages[stage](run)
-        except BudgetExhausted as exc:
-            self.job.stop.drain(f"budget: {exc}")
-            raise Stopped(str(exc)) from None
         except ModelCallError as exc:
             run.failure = f"{stage}: model call failed: {exc}"
             run.signature = f"{stage}: {type(exc).__name__}"
@@ -158,7 +150,7 @@ class PlanRun:
             if run.failure is None or not self.job.stop.running:
                 continue
             if run.escalation is not None:
-                self.stages.event(run, "gate", "escalate", reason=run.failure, to=run.escalation[0])
+                self.stages.event(run, PlanStage.GATE, "escalate", reason=run.failure, to=run.escalation[0])
                 run.escalate()
                 again.append(run)
             else:
@@ -176,7 +168,7 @@ class PlanRun:
             for stage in STAGES:
                 todo = [r for r in active if r.failure is None]
 
-                async def step(run: TaskRun, stage: str = stage) -> None:
+                async def step(run: TaskRun, stage: PlanStage = stage) -> None:
                     await self._stage(run, stage)
 
                 if self.batched is not None:  # the stage as batch rounds
@@ -185,7 +177,9 @@ class PlanRun:
                     await executor.run(todo, step, stop=self.job.stop)
                 if not self.job.stop.running:
                     return
-                if stage in ("lint", "spot-check", "review") and self._systemic(todo, stage):
+                if stage in (PlanStage.LINT, PlanStage.SPOT_CHECK, PlanStage.REVIEW) and self._systemic(
+                    todo, stage
+                ):
                     return
             active = await self._settle(active)
 
@@ -203,7 +197,7 @@ class PlanRun:
                 if run.failure is not None and run.escalation is None:
                     # Judge the systemic rule on the tasks finished so far, before marking this one.
                     finished.append(run)
-                    if self._systemic(finished, "gate"):
+                    if self._systemic(finished, PlanStage.GATE):
                         return
                 if not await self._settle([run]):
                     if run.failure is None:
@@ -212,7 +206,7 @@ class PlanRun:
 
         await LocalExecutor(self.job.caller.concurrency).run(batch, flow, stop=self.job.stop)
 
-    def _systemic(self, batch: list[TaskRun], stage: str) -> bool:
+    def _systemic(self, batch: list[TaskRun], stage: PlanStage) -> bool:
         """The same failure in at least half of the tasks (and at least 3): stop before spending more."""
         signatures = Counter(_comparable(r) for r in batch if r.signature)
         if not signatures:

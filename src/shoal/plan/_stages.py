@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine import CallResult, CallSpec, Job
+from .._states import PlanStage
+from ..engine import CallResult, CallSpec, Job, StateDir
 from ..gate import (
     REVIEW_SCHEMA,
     SELF_CHECK_SCHEMA,
@@ -41,7 +42,7 @@ from ._write import StatusUpdate, write_statuses
 
 __all__ = ["STAGES", "GateSettings", "StageRunner", "TaskRun"]
 
-STAGES = ("generate", "self-check", "lint", "spot-check", "review", "fix", "ship")
+STAGES = tuple(stage for stage in PlanStage if stage is not PlanStage.GATE)  # in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,25 +101,25 @@ class StageRunner:
         self.tally = GateTally()  # what the gate did, for the summary
         # Where model calls go instead of straight to the caller (batch rounds capture them).
         self.calls_through: Callable[[CallSpec], Awaitable[CallResult]] | None = None
-        self.stages: dict[str, Callable[[TaskRun], Awaitable[None]]] = {
-            "generate": self.generate,
-            "self-check": self.self_check,
-            "lint": self.lint,
-            "spot-check": self.spot_check,
-            "review": self.review,
-            "fix": self.fix,
-            "ship": self.ship,
+        self.stages: dict[PlanStage, Callable[[TaskRun], Awaitable[None]]] = {
+            PlanStage.GENERATE: self.generate,
+            PlanStage.SELF_CHECK: self.self_check,
+            PlanStage.LINT: self.lint,
+            PlanStage.SPOT_CHECK: self.spot_check,
+            PlanStage.REVIEW: self.review,
+            PlanStage.FIX: self.fix,
+            PlanStage.SHIP: self.ship,
         }
 
     # -- plumbing ----------------------------------------------------------------------------
 
     def staging_path(self, run: TaskRun) -> Path:
-        return self.root / ".shoal" / "staging" / run.task.filename
+        return StateDir(self.root).staging / run.task.filename
 
-    def _stage_name(self, run: TaskRun, stage: str) -> str:
+    def _stage_name(self, run: TaskRun, stage: PlanStage) -> str:
         return f"phase-{run.task.phase}/{stage}"
 
-    def event(self, run: TaskRun, stage: str, outcome: str, **detail: Any) -> None:
+    def event(self, run: TaskRun, stage: PlanStage, outcome: str, **detail: Any) -> None:
         self.tally.record(run.task.filename, stage, outcome, detail)
         self.job.journal.event(
             self.job.run_id,
@@ -134,7 +135,7 @@ class StageRunner:
     async def _call(
         self,
         run: TaskRun,
-        stage: str,
+        stage: PlanStage,
         scope: str,
         messages: tuple[Message, ...],
         schema: dict[str, Any] | None,
@@ -148,7 +149,7 @@ class StageRunner:
         return result.text
 
     async def _writer(
-        self, run: TaskRun, stage: str, prompt: str, schema: dict[str, Any] | None = None
+        self, run: TaskRun, stage: PlanStage, prompt: str, schema: dict[str, Any] | None = None
     ) -> str:
         """A turn in the writer's own session: same history, one more message."""
         if not run.messages:
@@ -167,7 +168,7 @@ class StageRunner:
         run.draft = text.strip() + "\n"
         write_atomic(self.staging_path(run), run.draft)
 
-    async def _set_item(self, run: TaskRun, stage: str) -> None:
+    async def _set_item(self, run: TaskRun, stage: PlanStage) -> None:
         await self.job.journal.set_item(
             self.job.name, run.task.filename, ItemStatus.RUNNING, stage=self._stage_name(run, stage)
         )
@@ -175,7 +176,7 @@ class StageRunner:
     # -- stages ------------------------------------------------------------------------------
 
     async def generate(self, run: TaskRun) -> None:
-        await self._set_item(run, "generate")
+        await self._set_item(run, PlanStage.GENERATE)
         self.job.journal.event(
             self.job.run_id,
             "tier",
@@ -185,20 +186,25 @@ class StageRunner:
             reason=run.choice.reason,
         )
         task = run.task
-        draft = await self._writer(run, "generate", task_prompt(task.title, task.filename, task.phase_name))
+        draft = await self._writer(
+            run, PlanStage.GENERATE, task_prompt(task.title, task.filename, task.phase_name)
+        )
         self._save(run, draft)  # on disk before anything else happens to it
-        self.event(run, "generate", "saved", chars=len(run.draft))
+        self.event(run, PlanStage.GENERATE, "saved", chars=len(run.draft))
 
     async def self_check(self, run: TaskRun) -> None:
         answer = await self._writer(
-            run, "self-check", self_check_prompt(run.task.title, self.plan.checklist), SELF_CHECK_SCHEMA
+            run,
+            PlanStage.SELF_CHECK,
+            self_check_prompt(run.task.title, self.plan.checklist),
+            SELF_CHECK_SCHEMA,
         )
         verdict = json.loads(answer)
         if verdict.get("verdict") == "fixed" and str(verdict.get("document", "")).strip():
             self._save(run, verdict["document"])
-            self.event(run, "self-check", "fixed", problems=verdict.get("problems", [])[:10])
+            self.event(run, PlanStage.SELF_CHECK, "fixed", problems=verdict.get("problems", [])[:10])
         else:
-            self.event(run, "self-check", "pass")
+            self.event(run, PlanStage.SELF_CHECK, "pass")
 
     async def _lint_once(self, run: TaskRun) -> tuple[str, ...]:
         staged = self.staging_path(run)
@@ -213,7 +219,7 @@ class StageRunner:
             self.job.run_id,
             "check",
             run.model.key,
-            stage=self._stage_name(run, "lint"),
+            stage=self._stage_name(run, PlanStage.LINT),
             item=run.task.filename,
             duration_s=self.job.clock.now() - started,
         )
@@ -222,47 +228,58 @@ class StageRunner:
     async def lint(self, run: TaskRun) -> None:
         if not self.plan.lint_commands:
             return
-        await self._set_item(run, "lint")
+        await self._set_item(run, PlanStage.LINT)
         for round_ in range(self.settings.lint_rounds + 1):
             violations = await self._lint_once(run)
             if not violations:
-                self.event(run, "lint", "pass", rounds=round_)
+                self.event(run, PlanStage.LINT, "pass", rounds=round_)
                 return
             if round_ == self.settings.lint_rounds:
                 break
             # Only the violations go back, to the same session that wrote the draft.
-            self._save(run, await self._writer(run, "lint", fix_lint_prompt(run.task.title, violations)))
+            self._save(
+                run, await self._writer(run, PlanStage.LINT, fix_lint_prompt(run.task.title, violations))
+            )
         run.signature = "lint: " + violations[0].split(":", 2)[-1].strip()
         run.failure = f"lint still fails: {violations[0]}"
-        self.event(run, "lint", "failed", violations=list(violations))
+        self.event(run, PlanStage.LINT, "failed", violations=list(violations))
 
     async def spot_check(self, run: TaskRun) -> None:
         problems = spot_check(run.draft, title=run.task.title, fields=self.fields)
         if problems:
-            answer = await self._writer(run, "spot-check", fix_metadata_prompt(run.task.title, problems))
+            answer = await self._writer(
+                run, PlanStage.SPOT_CHECK, fix_metadata_prompt(run.task.title, problems)
+            )
             self._save(run, answer)
             problems = spot_check(run.draft, title=run.task.title, fields=self.fields)
         if problems:
             run.signature = f"metadata: {problems[0]}"
             run.failure = f"metadata: {problems[0]}"
-            self.event(run, "spot-check", "failed", problems=problems)
+            self.event(run, PlanStage.SPOT_CHECK, "failed", problems=problems)
         else:
-            self.event(run, "spot-check", "pass")
+            self.event(run, PlanStage.SPOT_CHECK, "pass")
 
     async def _review(self, run: TaskRun) -> list[dict[str, str]]:
         run.review_rounds += 1
         scope = f"{self.job.name}#{run.task.filename}/review/{run.tier}/{run.review_rounds}"
         prompt = review_prompt(run.task.title, self.plan.content_rules, run.draft)
         answer = await self._call(
-            run, "review", scope, (Message("user", prompt),), REVIEW_SCHEMA, self.settings.review_max_tokens
+            run,
+            PlanStage.REVIEW,
+            scope,
+            (Message("user", prompt),),
+            REVIEW_SCHEMA,
+            self.settings.review_max_tokens,
         )
         review = json.loads(answer)
         flags = [dict(f) for f in review.get("flags", [])] if review.get("verdict") == "flagged" else []
-        self.event(run, "review", "flagged" if flags else "clean", round=run.review_rounds, flags=flags)
+        self.event(
+            run, PlanStage.REVIEW, "flagged" if flags else "clean", round=run.review_rounds, flags=flags
+        )
         return flags
 
     async def review(self, run: TaskRun) -> None:
-        await self._set_item(run, "review")
+        await self._set_item(run, PlanStage.REVIEW)
         run.flags = await self._review(run)
         if run.flags:
             run.signature = f"review: {run.flags[0].get('kind', 'flag')}"
@@ -270,9 +287,9 @@ class StageRunner:
     async def fix(self, run: TaskRun) -> None:
         if not run.flags:
             return  # items that pass are never touched again
-        await self._set_item(run, "fix")
-        self._save(run, await self._writer(run, "fix", fix_flags_prompt(run.task.title, run.flags)))
-        self.event(run, "fix", "edited", flags=len(run.flags))
+        await self._set_item(run, PlanStage.FIX)
+        self._save(run, await self._writer(run, PlanStage.FIX, fix_flags_prompt(run.task.title, run.flags)))
+        self.event(run, PlanStage.FIX, "edited", flags=len(run.flags))
         await self.lint(run)
         if run.failure:
             return
@@ -286,20 +303,20 @@ class StageRunner:
             run.signature = None
 
     async def ship(self, run: TaskRun) -> None:
-        await self._set_item(run, "ship")
+        await self._set_item(run, PlanStage.SHIP)
         target = self.plan.output_dir / run.task.filename
         ship_file(self.staging_path(run), target)
         if self.plan.registration is not None:
             relative = target.resolve().relative_to(self.root.resolve()).as_posix()
             async with self._registry_lock:
                 added = register(self.plan.registration, path=relative, meta=front_matter(run.draft) or {})
-            self.event(run, "ship", "registered" if added else "already-registered", path=relative)
+            self.event(run, PlanStage.SHIP, "registered" if added else "already-registered", path=relative)
         await self.set_status(run, "complete", None)
         await self.job.journal.set_item(
             self.job.name,
             run.task.filename,
             ItemStatus.DONE,
-            stage=self._stage_name(run, "ship"),
+            stage=self._stage_name(run, PlanStage.SHIP),
             output=str(target),
         )
         run.shipped = True
@@ -310,7 +327,7 @@ class StageRunner:
         await self.job.journal.set_item(
             self.job.name, run.task.filename, ItemStatus.NEEDS_REVIEW, error=reason
         )
-        self.event(run, "gate", "needs-review", reason=reason)
+        self.event(run, PlanStage.GATE, "needs-review", reason=reason)
 
     async def set_status(self, run: TaskRun, status: str, note: str | None) -> None:
         async with self._plan_lock:

@@ -9,7 +9,9 @@ import shlex
 import sqlite3
 from pathlib import Path
 
+from ..engine import StateDir
 from ..errors import UsageError
+from ..journal import check_readable
 
 __all__ = ["check_workspace"]
 
@@ -18,7 +20,7 @@ _HEADER_SIZE = 100
 
 
 def check_workspace(root: Path) -> None:
-    state = root / ".shoal"
+    state = StateDir(root).state_dir
     if state.exists() and not state.is_dir():
         raise UsageError(
             f"{state} is a file, but shoal keeps its journal in a directory of that name; "
@@ -72,11 +74,7 @@ def _journal_problem(journal: Path) -> str | None:
     if counter_valid and pages and size < pages * page_size and not wal_pending:
         return f"truncated ({size:,} of {pages * page_size:,} bytes)"
     try:
-        conn = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            conn.close()
+        check_readable(journal)
     except sqlite3.DatabaseError as exc:
         return f"damaged ({exc})"
     return None

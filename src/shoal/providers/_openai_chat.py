@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from ..budget._headers import parse_rate_headers
 from ..errors import ModelCallError, PermanentError, RateLimited, TransientError
+from ._headers import parse_rate_headers
 from ._http import capture_response
 from ._types import ModelReply, ModelRequest, RateSnapshot, Usage
 
 if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+
     from ._pydantic_ai import PydanticAIProvider
 
 __all__ = ["OpenAIAdapter", "OpenAIChat"]
@@ -52,8 +54,10 @@ class OpenAIChat:
 
     @staticmethod
     def handles(request: ModelRequest) -> bool:
-        return request.schema is None and all(
-            m.role in ("user", "assistant") and not m.cache for m in request.messages
+        return (
+            request.turn is None
+            and request.schema is None
+            and all(m.role in ("user", "assistant") and not m.cache for m in request.messages)
         )
 
     async def aclose(self) -> None:
@@ -99,10 +103,13 @@ class OpenAIAdapter:
 
     @property
     def hosted(self) -> PydanticAIProvider:
-        """The pydantic-ai adapter, for requests of any shape (workflows' agents use it)."""
+        """The pydantic-ai adapter, for requests of any shape (structured output, agent turns)."""
         if self._hosted is None:
             self._hosted = self._build_hosted()
         return self._hosted
+
+    def agent_model(self, name: str) -> Model:
+        return self.hosted.agent_model(name)
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         if self.direct.handles(request):

@@ -16,6 +16,7 @@ from pydantic_ai.direct import model_request
 from pydantic_ai.messages import (
     CachePoint,
     ModelMessage,
+    ModelMessagesTypeAdapter,
     ModelResponse,
     SystemPromptPart,
     TextPart,
@@ -28,10 +29,10 @@ from pydantic_ai.output import OutputObjectDefinition
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
-from ..budget._headers import parse_rate_headers
 from ..errors import ModelCallError, PermanentError, RateLimited, TransientError
+from ._headers import parse_rate_headers
 from ._http import capture_response
-from ._types import Message, ModelReply, ModelRequest, RateSnapshot, Usage
+from ._types import AgentTurn, Message, ModelReply, ModelRequest, RateSnapshot, Usage
 
 __all__ = ["PydanticAIProvider", "to_pydantic_messages"]
 
@@ -68,7 +69,8 @@ class PydanticAIProvider:
         self._http = http
         self._models: dict[str, Model] = {}
 
-    def _model(self, name: str) -> Model:
+    def agent_model(self, name: str) -> Model:
+        """The pydantic-ai model for `name`, built once; agents wrap it (see workflows)."""
         model = self._models.get(name)
         if model is None:
             model = self._models[name] = self._build_model(name)
@@ -92,14 +94,16 @@ class PydanticAIProvider:
         )
 
     async def complete(self, request: ModelRequest) -> ModelReply:
-        model = self._model(request.model)
+        if request.turn is not None:
+            return await self._complete_turn(request.model, request.turn)
+        model = self.agent_model(request.model)
         settings: ModelSettings = {"max_tokens": request.max_tokens}
         if request.temperature is not None:
             settings["temperature"] = request.temperature
         if self.name == "anthropic" and any(m.cache and m.role == "system" for m in request.messages):
             # The shared brief is a system prompt: ask Anthropic to cache it (a cache_control breakpoint).
             settings = cast(ModelSettings, {**settings, "anthropic_cache_instructions": True})
-        response, rate = await self.request_raw(
+        response, rate = await self._send(
             request.model,
             to_pydantic_messages(request.messages),
             settings,
@@ -116,7 +120,23 @@ class PydanticAIProvider:
             rate=rate,
         )
 
-    async def request_raw(
+    async def _complete_turn(self, model_name: str, turn: AgentTurn) -> ModelReply:
+        """An agent's turn sent as pydantic-ai shaped it; the reply carries the whole response."""
+        response, rate = await self._send(model_name, list(turn.messages), turn.settings, turn.parameters)
+        return ModelReply(
+            text=_answer_text(response),
+            usage=Usage(
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+                cached_tokens=response.usage.cache_read_tokens,
+            ),
+            finish_reason=response.finish_reason,
+            rate=rate,
+            response=response,
+            stored=ModelMessagesTypeAdapter.dump_json([response]).decode(),
+        )
+
+    async def _send(
         self,
         model_name: str,
         messages: list[ModelMessage],
@@ -124,7 +144,7 @@ class PydanticAIProvider:
         parameters: ModelRequestParameters,
     ) -> tuple[ModelResponse, RateSnapshot]:
         """One pydantic-ai request as pydantic-ai shapes it (tools included), errors translated."""
-        model = self._model(model_name)
+        model = self.agent_model(model_name)
         with capture_response() as captured:
             try:
                 response = await model_request(

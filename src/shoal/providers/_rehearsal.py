@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._tokens import estimate_tokens
-from ..budget._headers import parse_rate_headers
 from ..errors import BadAnswer, PermanentError, RateLimited, TransientError
 from ..fake import FakeBackend, FakeCall, FakeSettings
+from ._headers import parse_rate_headers
 from ._types import ModelReply, ModelRequest, Usage
 
 __all__ = ["RehearsalProvider"]

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["Message", "ModelReply", "ModelRequest", "Provider", "RateSnapshot", "Usage"]
+from .._types import RateSnapshot, Usage
+
+if TYPE_CHECKING:  # the agent library's types, for annotations only: importing it costs ~0.5 s
+    from pydantic_ai.messages import ModelMessage, ModelResponse
+    from pydantic_ai.models import Model, ModelRequestParameters
+    from pydantic_ai.settings import ModelSettings
+
+__all__ = [
+    "AgentTurn",
+    "Message",
+    "ModelReply",
+    "ModelRequest",
+    "Provider",
+    "RateSnapshot",
+    "TurnProvider",
+    "Usage",
+]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -21,55 +37,25 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentTurn:
+    """An agent's request as the agent library (pydantic-ai) shapes it: the conversation with its
+    tool calls and results, the settings, and the tool and output definitions."""
+
+    messages: Sequence[ModelMessage]
+    settings: ModelSettings | None
+    parameters: ModelRequestParameters
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRequest:
     model: str  # the model's name at its provider, without the "provider:" prefix
     messages: tuple[Message, ...]
     max_tokens: int
     schema: Mapping[str, Any] | None = None  # JSON schema: ask for structured output
     temperature: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0  # part of input_tokens read from the provider's prompt cache
-
-    @property
-    def total(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cached_tokens + other.cached_tokens,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RateSnapshot:
-    """What one response's rate-limit headers said. None means the header was absent."""
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    reset_requests_s: float | None = None
-    limit_tokens: int | None = None
-    remaining_tokens: int | None = None
-    reset_tokens_s: float | None = None
-    limit_input_tokens: int | None = None
-    remaining_input_tokens: int | None = None
-    limit_output_tokens: int | None = None
-    remaining_output_tokens: int | None = None
-    retry_after_s: float | None = None
-    reset_input_tokens_s: float | None = None
-    reset_output_tokens_s: float | None = None
-    # Resets given as timestamps (Anthropic): whole seconds, and the provider's clock is not ours.
-    reset_from_timestamp: bool | None = None
-
-    @property
-    def empty(self) -> bool:
-        return all(getattr(self, name) is None for name in self.__dataclass_fields__)
+    # An agent's turn, sent as it is by providers that speak it (`TurnProvider`); `messages` is
+    # then empty and `max_tokens` the turn's answer budget.
+    turn: AgentTurn | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +64,10 @@ class ModelReply:
     usage: Usage
     finish_reason: str | None = None  # "stop", "length", ... as the provider said
     rate: RateSnapshot = field(default_factory=RateSnapshot)
+    # An agent turn's answer as the agent library reads it (tool calls included), and the form
+    # the journal keeps to replay it; None for plain calls, whose journal form is `text`.
+    response: ModelResponse | None = None
+    stored: str | None = None
 
 
 class Provider(Protocol):
@@ -91,3 +81,20 @@ class Provider(Protocol):
     async def complete(self, request: ModelRequest) -> ModelReply: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TurnProvider(Protocol):
+    """A provider whose `complete` also sends agent turns (`ModelRequest.turn`): the hosted ones.
+
+    `agent_model` is the agent library's model for a name, whose profile and request preparation
+    are the ones the turn is sent with.
+    """
+
+    name: str
+
+    async def complete(self, request: ModelRequest) -> ModelReply: ...
+
+    async def aclose(self) -> None: ...
+
+    def agent_model(self, name: str) -> Model: ...

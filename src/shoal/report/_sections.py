@@ -8,8 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ..view import RunRow, phase_of
-from ..view._format import count, duration, money
+from ..view import RunRow, count, duration, money, phase_of
 from ._batch import batch_saving
 from ._data import CallRow, ReportData
 from ._model import Chart, Section, Table

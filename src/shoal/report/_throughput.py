@@ -10,8 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..view import RunRow
-from ..view._format import count, duration
+from ..journal import CallOutcome
+from ..view import RunRow, count, duration
 from ._data import CallRow, LimitPoint, ReportData
 from ._model import Chart, Section, Table
 from ._svg import PALETTE, Series, line_chart
@@ -100,7 +100,7 @@ def _model_charts(
         b = int(timeline.x(call.run_id, call.created_at) // size)
         requests[b] += 1
         tokens[b] += call.input_tokens + call.output_tokens
-        if call.outcome == "rate_limited":
+        if call.outcome == CallOutcome.RATE_LIMITED:
             limited[b] += 1
     x_label = f"job running time ({unit}; {duration(size)} buckets)"
     rpm = [
@@ -181,7 +181,7 @@ def throughput_section(data: ReportData) -> Section:
         charts, text = _model_charts(model, calls, limits, timeline, index)
         section.charts += charts
         section.paragraphs += text
-        limited = sum(1 for c in calls if c.outcome == "rate_limited")
+        limited = sum(1 for c in calls if c.outcome == CallOutcome.RATE_LIMITED)
         last = next((p for p in reversed(limits)), None)
         rpm = count(last.limits.get("rpm")) if last else "-"
         tpm = count(last.limits.get("tpm", last.limits.get("itpm"))) if last else "-"

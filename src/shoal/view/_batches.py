@@ -13,10 +13,6 @@ __all__ = ["batch_lines", "open_batches"]
 
 def open_batches(conn: sqlite3.Connection, job: str, now: float) -> list[dict[str, Any]]:
     """The job's batches not collected yet, oldest first."""
-
-    def query(sql: str, params: list[Any]) -> list[sqlite3.Row]:
-        return list(conn.execute(sql, params))
-
     return [
         {
             "provider": row.provider,
@@ -29,7 +25,7 @@ def open_batches(conn: sqlite3.Connection, job: str, now: float) -> list[dict[st
             "counts": row.counts,
             "age_s": max(0.0, now - row.created_at),
         }
-        for row in read_batches(query, job)
+        for row in read_batches(conn, job)
         if row.state.open
     ]
 

@@ -8,19 +8,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ._readonly import table_exists
+from ..journal import job_names
 
 __all__ = ["describe_jobs", "job_names", "match_job"]
-
-
-def job_names(conn: sqlite3.Connection) -> list[tuple[str, int, float]]:
-    """Every job of the journal with its number of runs and last start, newest first."""
-    if not table_exists(conn, "runs"):
-        return []
-    rows = conn.execute(
-        "SELECT job, count(*), max(started_at) FROM runs GROUP BY job ORDER BY max(id) DESC"
-    ).fetchall()
-    return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
 
 
 def _candidates(value: str, cwd: Path) -> list[str]:

@@ -8,7 +8,6 @@ running job published (or from a snapshot handed in by the job's own process).
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -18,11 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from ..gate import GateTally
-from ..journal import ItemStatus
+from ..journal import (
+    CallOutcome,
+    CallTotalsCache,
+    ItemStatus,
+    RunRow,
+    event_counts,
+    item_counts,
+    item_states,
+    latest_run,
+    latest_snapshot,
+    reading,
+    recent_calls,
+    run_count,
+    stage_events,
+)
 from ._batches import open_batches
-from ._cache import CallTotalsCache
 from ._format import phase_of
-from ._readonly import RunRow, latest_run, latest_snapshot, reading, table_exists
 from ._reservation import reservation_check
 from ._tally import CallTally
 
@@ -208,30 +219,26 @@ class _Reader:
     def _items(self) -> dict[str, int]:
         """Per-stage item counts (into self.stages) and the job's totals."""
         since = max(self.run.started_at, self.now - _RECENT_S)
-        rows = self.conn.execute(
-            "SELECT stage, status, count(*) AS n, sum(updated_at >= ?) AS recent FROM items "
-            "WHERE job = ? GROUP BY stage, status",
-            (since, self.run.job),
-        ).fetchall()
+        rows = item_counts(self.conn, self.run.job, since=since)
         declared = (self.snapshot or {}).get("stages") or []
-        known = {str(s) for s in declared} | set(self.stages) | {r["stage"] for r in rows if r["stage"]}
+        known = {str(s) for s in declared} | set(self.stages) | {r.stage for r in rows if r.stage}
         # An item whose stage is not recorded yet counts under the job's only stage, if it has one.
         fallback = next(iter(known)) if len(known) == 1 else UNASSIGNED_STAGE
         for name in declared:
             self._stage(str(name))
         totals = _counts()
         for row in rows:
-            key = item_key(str(row["status"]))
+            key = item_key(row.status)
             if key not in totals:
                 continue
-            stage = self._stage(row["stage"] or fallback)
-            n = int(row["n"])
+            stage = self._stage(row.stage or fallback)
+            n = row.n
             stage.counts[key] += n
             stage.counts["total"] += n
             totals[key] += n
             totals["total"] += n
             if key in ("done", "failed", "needs_review"):
-                stage.recent += int(row["recent"] or 0)
+                stage.recent += row.recent
         return totals
 
     def _calls(self) -> tuple[dict[str, CallTally], dict[str, dict[str, CallTally]]]:
@@ -256,18 +263,10 @@ class _Reader:
 
     def _events(self) -> dict[tuple[bool, str], int]:
         """Counts by (this run?, kind), and by (this run?, "kind@model") for per-model figures."""
-        if not table_exists(self.conn, "events"):
-            return {}
-        rows = self.conn.execute(
-            "SELECT e.run_id = ? AS this_run, e.kind, e.model, count(*) AS n FROM events e "
-            "JOIN runs r ON r.id = e.run_id WHERE r.job = ? GROUP BY this_run, e.kind, e.model",
-            (self.run.id, self.run.job),
-        )
         counts: dict[tuple[bool, str], int] = defaultdict(int)
-        for row in rows:
-            this_run = bool(row["this_run"])
-            counts[(this_run, str(row["kind"]))] += int(row["n"])
-            counts[(this_run, f"{row['kind']}@{row['model']}")] += int(row["n"])
+        for row in event_counts(self.conn, self.run.job, self.run.id):
+            counts[(row.this_run, row.kind)] += row.n
+            counts[(row.this_run, f"{row.kind}@{row.model}")] += row.n
         return counts
 
     def _recent_usage(self, window: float) -> dict[str, dict[str, float]]:
@@ -276,48 +275,36 @@ class _Reader:
         used: dict[str, dict[str, float]] = defaultdict(
             lambda: {"rpm": 0.0, "tpm": 0.0, "itpm": 0.0, "otpm": 0.0}
         )
-        rows = self.conn.execute(
-            "SELECT model, created_at, input_tokens, output_tokens, outcome FROM calls WHERE job = ? "
-            "ORDER BY id DESC",
-            (self.run.job,),
-        )
-        for row in rows:
-            created = float(row["created_at"])
+        for row in recent_calls(self.conn, self.run.job):
+            created = row.created_at
             if created < since - _SLACK_S:
                 break
             if created < since:
                 continue
-            entry = used[str(row["model"])]
-            if row["outcome"] == "ok":
-                answered = self.answered[str(row["model"])]
-                answered[0].append(int(row["output_tokens"]))
-                answered[1].append(int(row["input_tokens"]))
+            entry = used[row.model]
+            if row.outcome == CallOutcome.OK:
+                answered = self.answered[row.model]
+                answered[0].append(row.output_tokens)
+                answered[1].append(row.input_tokens)
             entry["rpm"] += 1
-            entry["itpm"] += int(row["input_tokens"])
-            entry["otpm"] += int(row["output_tokens"])
-            entry["tpm"] += int(row["input_tokens"]) + int(row["output_tokens"])
+            entry["itpm"] += row.input_tokens
+            entry["otpm"] += row.output_tokens
+            entry["tpm"] += row.input_tokens + row.output_tokens
         scale = 60.0 / window
         return {model: {k: v * scale for k, v in entry.items()} for model, entry in used.items()}
 
     def _gate(self) -> dict[str, Any] | None:
         """What a plan's quality gate did (from its "stage" events), or None for other jobs."""
-        if not table_exists(self.conn, "events"):
-            return None
-        rows = self.conn.execute(
-            "SELECT e.detail FROM events e JOIN runs r ON r.id = e.run_id "
-            "WHERE r.job = ? AND e.kind = 'stage'",
-            (self.run.job,),
-        ).fetchall()
-        if not rows:
+        details = stage_events(self.conn, self.run.job)
+        if not details:
             return None
         tally = GateTally()
-        for row in rows:
-            detail = json.loads(row["detail"] or "{}")
+        for detail in details:
             item, stage, outcome = (str(detail.get(k)) for k in ("item", "stage", "outcome"))
             tally.record(item, stage, outcome, detail)
-        states = self.conn.execute("SELECT item, status FROM items WHERE job = ?", (self.run.job,)).fetchall()
-        shipped = {r["item"] for r in states if r["status"] == ItemStatus.DONE.value}
-        needs_review = {r["item"] for r in states if r["status"] == ItemStatus.NEEDS_REVIEW.value}
+        states = item_states(self.conn, self.run.job)
+        shipped = {item for item, status in states if status == ItemStatus.DONE}
+        needs_review = {item for item, status in states if status == ItemStatus.NEEDS_REVIEW}
         return {
             "lint_fixed": sorted(tally.lint_fixed),
             "flagged": sorted(tally.flagged),
@@ -328,8 +315,7 @@ class _Reader:
         }
 
     def _run_count(self) -> int:
-        row = self.conn.execute("SELECT count(*) FROM runs WHERE job = ?", (self.run.job,)).fetchone()
-        return int(row[0])
+        return run_count(self.conn, self.run.job)
 
     # -- derived figures ------------------------------------------------------------------------
 

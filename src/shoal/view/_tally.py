@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..journal import CallOutcome
+
 __all__ = ["CallTally"]
 
 
@@ -36,9 +38,9 @@ class CallTally:
         self.model_s += model_s
         self.queue_s += queue_s
         self.calls += n
-        if outcome == "ok":
+        if outcome == CallOutcome.OK:
             self.ok += n
-        elif outcome == "rate_limited":
+        elif outcome == CallOutcome.RATE_LIMITED:
             self.rate_limited += n
         else:
             self.errors += n

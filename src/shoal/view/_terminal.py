@@ -12,7 +12,7 @@ from rich.live import Live
 
 from .._clock import Clock
 from ..engine import Job
-from ._cache import CallTotalsCache
+from ..journal import CallTotalsCache
 from ._render import compact_line, render_status
 from ._snapshot import capture
 from ._status import read_status

@@ -16,9 +16,9 @@ from ._agent import agent
 from ._compose import log, parallel, phase, pipeline
 from ._definition import Outline, Workflow, bind_args, load_workflow, outline, workflow
 from ._errors import AgentCapExceeded, AgentFailed, WorkflowError
-from ._run import WorkflowResult, report_path, run_workflow, status_line
+from ._run import WorkflowResult, phase_lines, report_path, run_workflow, status_line
 from ._runtime import RunSettings, agent_model
-from ._tools import BUILTIN_TOOLS
+from ._tools import BUILTIN_TOOLS, CommandResult
 from ._verify import Finding, FixOutcome, verify_fix
 from ._workspace import SharedWorkspace, workspace
 
@@ -26,6 +26,7 @@ __all__ = [
     "BUILTIN_TOOLS",
     "AgentCapExceeded",
     "AgentFailed",
+    "CommandResult",
     "Finding",
     "FixOutcome",
     "Outline",
@@ -42,6 +43,7 @@ __all__ = [
     "outline",
     "parallel",
     "phase",
+    "phase_lines",
     "pipeline",
     "report_path",
     "run_workflow",

@@ -24,7 +24,7 @@ from pydantic_ai.toolsets.abstract import ToolsetTool
 from pydantic_ai.usage import UsageLimits
 
 from ..engine import Stopped, is_call_specific
-from ..errors import BudgetExhausted, ModelCallError
+from ..errors import ModelCallError
 from ..journal import ItemStatus
 from ._errors import AgentFailed, WorkflowError
 from ._failure import failure_line
@@ -122,7 +122,7 @@ async def _workspace_for(runtime: Runtime, path: str) -> Path:
     shared = current_shared()
     if shared is not None:
         return await shared.path()
-    return await runtime.workspaces.get(path)
+    return await runtime.sandboxes.get(path)
 
 
 @overload
@@ -260,9 +260,6 @@ async def _run(
         raise
     except WorkflowError:
         raise
-    except BudgetExhausted as exc:
-        job.stop.drain(f"budget: {exc}")
-        raise Stopped(str(exc)) from None
     except Exception as exc:  # the agent failed for good: its retries are spent
         reason = failure_line(exc, captured)
         if not isinstance(exc, ModelCallError):

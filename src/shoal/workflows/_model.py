@@ -7,9 +7,11 @@ definitions and the output settings. The journal stores the whole `ModelResponse
 replayed request hands pydantic-ai exactly what the provider said the first time, and a resumed
 agent continues mid-conversation.
 
-Hosted models (OpenAI, Anthropic) send through `PydanticAIProvider.request_raw`; any other
-provider — the keyless rehearsal one — gets the conversation as plain text messages, with the
-requested output schema, and its answer comes back as the part pydantic-ai expects.
+Every agent request goes through the one provider seam, `Provider.complete`: to hosted providers
+(a `TurnProvider`: OpenAI, Anthropic) as an `AgentTurn`, whose reply carries the typed
+`ModelResponse`; any other provider — the keyless rehearsal one — gets the conversation as plain
+text messages, with the requested output schema, and its answer comes back as the part pydantic-ai
+expects.
 """
 
 from __future__ import annotations
@@ -41,14 +43,13 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.usage import RequestUsage
 
+from .._states import CallOutcome
 from .._tokens import estimate_tokens
 from ..budget import Demand
 from ..engine import Exchange
 from ..errors import BadAnswer
-from ..providers import Message, ModelRef, ModelReply, Provider, RateSnapshot, Usage
+from ..providers import AgentTurn, Message, ModelRef, ModelReply, Provider, TurnProvider
 from ..providers import ModelRequest as PlainRequest
-from ..providers._openai_chat import OpenAIAdapter
-from ..providers._pydantic_ai import PydanticAIProvider
 from ._runtime import Runtime
 
 __all__ = ["Session", "build_model", "dump_messages", "load_response", "plain_messages", "request_key"]
@@ -86,7 +87,7 @@ def dump_response(response: ModelResponse) -> str:
 def load_response(text: str) -> ModelResponse:
     message = ModelMessagesTypeAdapter.validate_json(text)[0]
     if not isinstance(message, ModelResponse):
-        raise BadAnswer("journaled answer is not a model response", reason="invalid")
+        raise BadAnswer("journaled answer is not a model response", reason=CallOutcome.INVALID)
     return message
 
 
@@ -193,23 +194,17 @@ def plain_messages(messages: Sequence[ModelMessage], params: ModelRequestParamet
 
 def _check(reply: ModelReply, model: str) -> BadAnswer | None:
     """An empty answer, or one cut off by the token limit, is a failure to retry, never a result."""
-    try:
-        response = load_response(reply.text)
-    except ValueError as exc:
-        return BadAnswer(f"answer is not a model response: {exc}", model=model, reason="invalid")
+    response = reply.response
+    if response is None:
+        return BadAnswer("answer is not a model response", model=model, reason=CallOutcome.INVALID)
     if response.finish_reason == "length":
-        return BadAnswer("answer cut off by the token limit", model=model, reason="truncated")
+        return BadAnswer("answer cut off by the token limit", model=model, reason=CallOutcome.TRUNCATED)
     if not any(
         isinstance(part, ToolCallPart) or (isinstance(part, TextPart) and part.content.strip())
         for part in response.parts
     ):
-        return BadAnswer("empty answer", model=model, reason="empty")
+        return BadAnswer("empty answer", model=model, reason=CallOutcome.EMPTY)
     return None
-
-
-def _reply(response: ModelResponse, rate: RateSnapshot) -> ModelReply:
-    usage = Usage(response.usage.input_tokens, response.usage.output_tokens, response.usage.cache_read_tokens)
-    return ModelReply(dump_response(response), usage, response.finish_reason, rate)
 
 
 async def _governed(
@@ -254,16 +249,16 @@ async def _governed(
         session.replayed += 1
     else:
         session.sent += 1
-    return load_response(result.text)
+    return result.response if result.response is not None else load_response(result.stored)
 
 
 class HostedModel(WrapperModel):
     """A hosted model (OpenAI, Anthropic) under the job's governance."""
 
-    def __init__(self, session: Session, provider: PydanticAIProvider) -> None:
+    def __init__(self, session: Session, provider: TurnProvider) -> None:
         # The provider builds and caches one pydantic-ai model per name; its profile and message
         # preparation are the ones the request will be sent with.
-        super().__init__(provider._model(session.ref.name))
+        super().__init__(provider.agent_model(session.ref.name))
         self._session = session
         self._backend = provider
 
@@ -285,12 +280,15 @@ class HostedModel(WrapperModel):
         settings, params = self.prepare_request(model_settings, model_request_parameters)
         name = self._session.ref.name
         caller = self._session.runtime.job.caller
+        request = PlainRequest(
+            model=name,
+            messages=(),
+            max_tokens=int((settings or {}).get("max_tokens") or self._session.max_tokens),
+            turn=AgentTurn(messages, settings, params),
+        )
 
         async def send() -> ModelReply:
-            response, rate = await caller.with_timeout(
-                self._backend.request_raw(name, messages, settings, params), name
-            )
-            return _reply(response, rate)
+            return await caller.with_timeout(self._backend.complete(request), name)
 
         return await _governed(self._session, messages, settings, params, send)
 
@@ -365,15 +363,20 @@ class PlainModel(Model):
             )
             if not plain.text:
                 response.parts = []
-            return ModelReply(dump_response(response), plain.usage, plain.finish_reason, plain.rate)
+            return ModelReply(
+                plain.text,
+                plain.usage,
+                plain.finish_reason,
+                plain.rate,
+                response=response,
+                stored=dump_response(response),
+            )
 
         return await _governed(session, messages, settings, params, send)
 
 
 def build_model(session: Session) -> Model:
     provider = session.runtime.job.providers.get(session.ref.provider)
-    if isinstance(provider, OpenAIAdapter):  # its plain path cannot carry tools
-        provider = provider.hosted
-    if isinstance(provider, PydanticAIProvider):
+    if isinstance(provider, TurnProvider):
         return HostedModel(session, provider)
     return PlainModel(session, provider)

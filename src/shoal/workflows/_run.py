@@ -13,16 +13,16 @@ from typing import Any
 
 import pydantic_core
 
-from ..engine import Job, Stopped, StopState
-from ..errors import BudgetExhausted, UsageError
+from ..engine import Job, StateDir, Stopped, StopState
+from ..errors import ExitCode, UsageError
 from ..gate import write_atomic
-from ..journal import ItemStatus, RunStatus
+from ..journal import ItemStatus
 from ._definition import Workflow
 from ._errors import AgentCapExceeded, AgentFailed
 from ._paths import Scope, in_scope, slug
 from ._runtime import RunSettings, Runtime, installed
 
-__all__ = ["WorkflowResult", "report_path", "run_workflow", "status_line"]
+__all__ = ["WorkflowResult", "phase_lines", "report_path", "run_workflow", "status_line"]
 
 
 @dataclass(slots=True)
@@ -37,14 +37,12 @@ class WorkflowResult:
     retried: int = 0  # agents that had failed for good, sent afresh (--retry-failed)
 
     @property
-    def exit_code(self) -> int:
-        if self.stopped:
-            return 3
-        return 1 if self.error or self.failed else 0
+    def exit_code(self) -> ExitCode:
+        return ExitCode.of(failed=bool(self.error or self.failed), stopped=bool(self.stopped))
 
 
 def report_path(root: Path, name: str) -> Path:
-    return root / ".shoal" / "reports" / f"{slug(name, 'workflow')}.md"
+    return StateDir(root).reports / f"{slug(name, 'workflow')}.md"
 
 
 def _render(value: Any) -> str:
@@ -77,20 +75,16 @@ async def _report_failure(result: WorkflowResult, root: Path) -> None:
 
 def _write_failure_report(path: Path, runtime: Runtime, error: str) -> Path:
     job = runtime.job
-    rows = job.journal.query(
-        "SELECT item, status, output, error FROM items WHERE job = ? AND status IN ('done', 'failed') "
-        "ORDER BY rowid",
-        (job.name,),
-    )
+    rows = job.journal.items(job.name)
     lines = [f"# Workflow {runtime.settings.name}: did not finish", "", error, ""]
-    failed = [row for row in rows if row["status"] == "failed"]
-    done = [row for row in rows if row["status"] == "done"]
+    failed = [row for row in rows if row.status == ItemStatus.FAILED]
+    done = [row for row in rows if row.status == ItemStatus.DONE]
     if failed:
         lines += ["## Failed agents", ""]
-        lines += [f"- `{row['item']}`: {row['error'] or 'failed'}" for row in failed]
+        lines += [f"- `{row.id}`: {row.error or 'failed'}" for row in failed]
         lines.append("")
     lines += [f"## Finished agents ({len(done)})", ""]
-    lines += [f"- `{row['item']}`: {' '.join(str(row['output'] or '').split())}" for row in done]
+    lines += [f"- `{row.id}`: {' '.join(str(row.file or '').split())}" for row in done]
     if not done:
         lines.append("(none)")
     write_atomic(path, "\n".join(lines) + "\n")
@@ -116,6 +110,18 @@ def status_line(runtime: Runtime) -> str:
         f"{stats.replayed} replayed; tokens {total.input_tokens:,} in / {total.output_tokens:,} out; "
         f"${total.cost_usd:.4f} this run (${job.ledger.spent:.4f} job total)"
     )
+
+
+def phase_lines(runtime: Runtime) -> list[str]:
+    """Per phase: agents, requests, tokens and dollars, for the summary after a run."""
+    lines = []
+    for stage, tally in runtime.job.ledger.by_stage.items():
+        lines.append(
+            f"  phase {stage}: {runtime.agents.by_phase.get(stage, 0)} agents; {tally.calls} requests sent, "
+            f"{tally.replayed} replayed; tokens {tally.input_tokens:,} in / {tally.output_tokens:,} out; "
+            f"${tally.cost_usd:.4f}"
+        )
+    return lines
 
 
 async def _progress(runtime: Runtime, say: Callable[[str], None], every_s: float) -> None:
@@ -177,9 +183,6 @@ async def run_workflow(
             result.stopped = job.stop.reason or "cancelled"
         except Stopped as exc:
             result.stopped = job.stop.reason or str(exc) or "stopped"
-        except BudgetExhausted as exc:
-            job.stop.drain(f"budget: {exc}")
-            result.stopped = job.stop.reason
         except (AgentFailed, AgentCapExceeded) as exc:
             result.error = str(exc)
         except UsageError:
@@ -200,6 +203,5 @@ async def run_workflow(
     await _report_failure(result, root)
     result.failed = dict(runtime.failures)
     _note_streak(result, job)
-    code = result.exit_code
-    job.status = {0: RunStatus.DONE, 1: RunStatus.FAILED}.get(code, RunStatus.STOPPED)
+    job.status = result.exit_code.run_status
     return result

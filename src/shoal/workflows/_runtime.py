@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ShoalConfig
-from ..engine import FailureStreak, Job, Stopped
+from ..engine import FailureStreak, Job, StateDir, Stopped
 from ..errors import InputError
 from ..providers import ModelRef, resolve_model
 from ._errors import AgentCapExceeded, WorkflowError
 from ._paths import slug
-from ._workspace import Workspaces
+from ._workspace import Sandboxes
 
 __all__ = ["DEFAULT_MAX_AGENTS", "RunSettings", "Runtime", "agent_model", "current_runtime", "installed"]
 
@@ -57,17 +57,13 @@ class Runtime:
         self.say = say or (lambda message: None)
         self.settings = settings
         self.root = root
-        self.workspaces = Workspaces(root / ".shoal" / "workspaces" / slug(settings.name), settings.target)
+        self.sandboxes = Sandboxes(StateDir(root).sandboxes / slug(settings.name), settings.target)
         self.agent_slots = asyncio.Semaphore(job.caller.concurrency)
         self.agents = Counters()
         self.failures: dict[str, str] = {}
         self.phases: list[str] = []
         self._tokens_reserved = 0
-        rows = job.journal.query(
-            "SELECT COALESCE(sum(input_tokens + output_tokens), 0) FROM calls WHERE job = ? AND run_id != ?",
-            (job.name, job.run_id),
-        )
-        self._tokens_before = int(rows[0][0])
+        self._tokens_before = job.journal.tokens_before(job.name, job.run_id)
         self.retries = job.journal.retry_generations(job.name)  # agent path -> retry generation
         # Agents failing alike (output validation spent, say) stop the job, as calls do in the caller.
         self.agent_streak = FailureStreak(

@@ -20,12 +20,12 @@ from pathlib import Path
 from ..errors import RunError
 from ._paths import current_scope, slug
 
-__all__ = ["SharedWorkspace", "Workspaces", "current_shared", "workspace"]
+__all__ = ["Sandboxes", "SharedWorkspace", "current_shared", "workspace"]
 
 _SKIP = shutil.ignore_patterns(".shoal", ".git", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache")
 
 
-class Workspaces:
+class Sandboxes:
     """Creates workspaces on first use, one at a time per key, off the event loop."""
 
     def __init__(self, root: Path, target: Path | None) -> None:
@@ -84,7 +84,7 @@ class SharedWorkspace:
     async def path(self) -> Path:
         from ._runtime import current_runtime
 
-        return await current_runtime().workspaces.get(self.key)
+        return await current_runtime().sandboxes.get(self.key)
 
 
 _shared: ContextVar[SharedWorkspace | None] = ContextVar("shoal_shared_workspace", default=None)

@@ -1,4 +1,4 @@
-"""Jobs built on the engine. `map`: one prompt (or several roles) over every record of a dataset."""
+"""`shoal map`: one prompt (or several roles, `--roles`) over every record of a dataset, as one job."""
 
 from ._inputs import Record, read_records
 from ._map import STAGE, MapPlan, MapResult, load_schema, plan_map, run_map

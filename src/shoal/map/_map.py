@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator, SchemaError
 
 from ..engine import CallResult, CallSpec, Job, LocalExecutor, StopSignal
 from ..engine._batch import BatchRound
-from ..errors import BudgetExhausted, InputError, ModelCallError
+from ..errors import BudgetExhausted, ExitCode, InputError, ModelCallError
 from ..journal import ItemStatus, RunStatus
 from ..providers import Message, ModelRef, ModelRequest
 from ._inputs import Record, iter_records
@@ -74,12 +74,8 @@ class MapResult:
             self.failed[record_id] = error
 
     @property
-    def exit_code(self) -> int:
-        if self.halted:
-            return 1
-        if self.stopped:
-            return 3
-        return 1 if self.failed_count else 0
+    def exit_code(self) -> ExitCode:
+        return ExitCode.of(failed=self.failed_count > 0, stopped=bool(self.stopped), halted=bool(self.halted))
 
 
 def load_schema(path: Path) -> dict[str, Any]:
@@ -216,12 +212,9 @@ def _finish(job: Job, result: MapResult, answers: BatchAnswers | None) -> None:
         job.stop.drain(answers.stopped)
     if job.streak is not None and job.streak.reason:
         result.halted = job.streak.reason
-        job.status = RunStatus.FAILED
     elif not job.stop.running:
         result.stopped = job.stop.reason or "stopped"
-        job.status = RunStatus.STOPPED
-    else:
-        job.status = RunStatus.FAILED if result.failed_count else RunStatus.DONE
+    job.status = result.exit_code.run_status
 
 
 async def run_map(

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from ..providers._types import RateSnapshot
+from .._types import RateSnapshot
 
 __all__ = ["parse_duration", "parse_rate_headers"]
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import CallSpec, Job, Stopped
-from ..errors import BudgetExhausted, InputError, ModelCallError
+from ..errors import InputError, ModelCallError
 from ..estimate import Estimate, estimate_map
-from ..journal import ItemStatus, RunStatus, UsageRow
+from ..journal import ItemStatus, UsageRow
 from ..pricing import PriceBook
 from ..providers import Message, ModelRef, ModelRequest
 from ._inputs import Record, read_records
@@ -303,9 +303,6 @@ class _RolesRun:
         )
         try:
             answer = await job.caller.call(spec)
-        except BudgetExhausted as exc:
-            job.stop.drain(f"budget: {exc}")
-            return
         except ModelCallError as exc:
             state.failed[role.name] = str(exc)
             await job.journal.set_item(
@@ -402,10 +399,7 @@ async def run_roles(plan: RolesPlan, job: Job, *, retry_failed: bool = False) ->
         runner.output.close()
     if job.streak is not None and job.streak.reason:
         result.halted = job.streak.reason
-        job.status = RunStatus.FAILED
     elif not job.stop.running:
         result.stopped = job.stop.reason or "stopped"
-        job.status = RunStatus.STOPPED
-    else:
-        job.status = RunStatus.FAILED if result.failed_count else RunStatus.DONE
+    job.status = result.exit_code.run_status
     return result
