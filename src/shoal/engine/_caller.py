@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from .._clock import Clock
 from .._tokens import estimate_tokens
-from ..budget import BudgetBook, Demand
+from ..budget import Budgets, Demand
 from ..errors import BadAnswer, ModelCallError, RateLimited, RequestTimeout, TransientError
 from ..journal import CallRecord, Journal
 from ..providers._refs import ModelRef
@@ -152,7 +152,7 @@ class ModelCaller:
         job: str,
         run_id: int,
         providers: ProviderSource,
-        budgets: BudgetBook,
+        budgets: Budgets,
         journal: Journal,
         ledger: Ledger,
         stop: StopSignal,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ class ReportData:
     items: list[ItemRow]
     limits: list[LimitPoint]
     events: list[EventRow]
+    # Budgets shared through Redis: per model, the latest run's last `shared` snapshot entry.
+    shared: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _calls(conn: sqlite3.Connection, job: str) -> list[CallRow]:
@@ -170,5 +172,19 @@ def load_report_data(journal: Path, *, job: str | None = None, now: float | None
         items = _items(conn, name)
         limits = _limits(conn, name)
         events = _events(conn, name)
+        shared = _shared(conn, run.id)
     status = read_status(journal, job=name, now=now)
-    return ReportData(journal, name, now, runs, status, calls, items, limits, events)
+    return ReportData(journal, name, now, runs, status, calls, items, limits, events, shared)
+
+
+def _shared(conn: sqlite3.Connection, run_id: int) -> dict[str, dict[str, Any]]:
+    """The last word of a run on each budget it shared through Redis (from its last snapshot)."""
+    if not table_exists(conn, "snapshots"):
+        return {}
+    row = conn.execute(
+        "SELECT data FROM snapshots WHERE run_id = ? ORDER BY ts DESC LIMIT 1", (run_id,)
+    ).fetchone()
+    if row is None:
+        return {}
+    models = json.loads(row["data"]).get("models") or {}
+    return {str(model): dict(b["shared"]) for model, b in models.items() if b.get("shared")}
