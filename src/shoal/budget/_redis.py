@@ -97,7 +97,10 @@ async def connect_redis(url: str) -> Redis:
         await client.ping()
     except (RedisError, OSError) as exc:
         await client.aclose()
-        raise ConfigError(f"[budget] redis_url {shown}: cannot use Redis: {_one_line(exc)}") from None
+        why = _one_line(exc)
+        if "auth" in why.lower() or "HELLO must be called" in why:
+            why = f"it needs a password (redis://:PASSWORD@host:port/db) or another one: {why}"
+        raise ConfigError(f"[budget] redis_url {shown}: cannot use Redis: {why}") from None
     return client
 
 
