@@ -193,8 +193,11 @@ def test_two_processes_on_one_key_stay_within_the_limit_together(
     assert sorted(output_ids(first / "out.jsonl")) == sorted(output_ids(second / "out.jsonl"))
     assert stats["requests"] == 60
     assert stats["rate_limited"] == 0
-    # Each job's own view said the budget was shared by two processes.
+    # Each job's own view said the budget was shared by two processes; the report says so.
     assert max(_last_shared(first)["processes_max"], _last_shared(second)["processes_max"]) == 2
+    report = run_shoal(first, "report", env=env)
+    assert report.returncode == 0, report.stderr
+    assert "shared through Redis by up to 2 processes" in (first / "report.md").read_text()
     # No API key and no prefix of one was written to Redis: every key and value, scanned.
     client = redis.Redis.from_url(REDIS_URL)
     try:
@@ -263,16 +266,22 @@ def test_a_process_killed_mid_job_leaves_the_budget_whole(
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
         doomed = _workspace(workspace, "doomed", 200, _config(namespace))
-        survivor = _workspace(workspace, "survivor", 30, _config(namespace))
+        survivor = _workspace(workspace, "survivor", 60, _config(namespace))
         victim = spawn(doomed, *MAP_ARGV, env=env)
         _wait_for(lambda: _lines(doomed / "out.jsonl") >= 3)
         job = spawn(survivor, *MAP_ARGV, env=env)
         _wait_for(lambda: _lines(survivor / "out.jsonl") >= 3)
+
+        def status_says_two() -> bool:
+            shown = run_shoal(survivor, "status", env=env, timeout=30).stdout
+            return "shared by 2 processes" in " ".join(shown.replace("│", " ").split())
+
+        _wait_for(status_says_two, timeout=20)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
         _, err = job.communicate(timeout=50)
         assert job.returncode == 0, err
-        assert len(output_ids(survivor / "out.jsonl")) == 30
+        assert len(output_ids(survivor / "out.jsonl")) == 60
         assert server.backend.stats["rate_limited"] == 0
     client = redis.Redis.from_url(REDIS_URL)
     try:

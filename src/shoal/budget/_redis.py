@@ -158,6 +158,8 @@ class SharedBudget:
         self.processes = 1
         self.granted_here = 0  # requests this process was granted
         self._first_grant: float | None = None
+        self._last_grant = 0.0
+        self._total_at_last_grant = 0.0
         self.processes_max = 1
         self._granted_total_start: float | None = None
         self._granted_total = 0.0
@@ -178,20 +180,20 @@ class SharedBudget:
 
     @property
     def share(self) -> float | None:
-        """This process's share of the requests granted on this budget since it started."""
+        """This process's share of the requests granted on this budget from its start to its last grant."""
         if self._granted_total_start is None:
             return None
-        total = self._granted_total - self._granted_total_start
+        total = self._total_at_last_grant - self._granted_total_start
         return None if total <= 0 else min(1.0, self.granted_here / total)
 
     @property
     def share_of_limit(self) -> float | None:
-        """This process's requests per minute since its first grant, as a share of the RPM limit."""
+        """This process's requests per minute, first grant to last, as a share of the RPM limit."""
         rpm = self._limits.get("rpm")
-        if rpm is None or self._first_grant is None:
+        if rpm is None or self._first_grant is None or self.granted_here < 2:
             return None
-        minutes = max(self._clock.now() - self._first_grant, 1.0) / 60.0
-        return self.granted_here / minutes / rpm
+        minutes = max(self._last_grant - self._first_grant, 1e-3) / 60.0
+        return (self.granted_here - 1) / minutes / rpm
 
     def shared_view(self) -> dict[str, Any]:
         share, of_limit = self.share, self.share_of_limit
@@ -212,7 +214,8 @@ class SharedBudget:
         self._limits = reply.limits
         self._granted_total = reply.granted_requests
         if self._granted_total_start is None:
-            self._granted_total_start = reply.granted_requests
+            # Counted before this process's first grant (the reply of a grant includes it).
+            self._granted_total_start = reply.granted_requests - (1 if reply.granted else 0)
 
     # -- Redis calls ------------------------------------------------------------------------
 
@@ -262,6 +265,8 @@ class SharedBudget:
             permit = Permit(demand, self._clock.now())
             if self._first_grant is None:
                 self._first_grant = permit.granted_at
+            self._last_grant = permit.granted_at
+            self._total_at_last_grant = reply.granted_requests
             spacing = self._spacing()
             if spacing > 0:
                 await self._clock.sleep(spacing)
