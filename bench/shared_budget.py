@@ -17,6 +17,7 @@ and a wall time below `quarter`'s with unequal work.
     .venv/bin/python bench/shared_budget.py                     # everything (about 15 minutes)
     .venv/bin/python bench/shared_budget.py --cases shared --work unequal
     .venv/bin/python bench/shared_budget.py --scale 0.25        # a quick look: a quarter of the work
+    .venv/bin/python bench/shared_budget.py --no-rate-headers   # a server (gateway) that sends none
 
 Needs Redis at SHOAL_BENCH_REDIS (default redis://127.0.0.1:6379/0); its keys go in a namespace of
 their own, deleted afterwards.
@@ -93,8 +94,9 @@ def read_log(log: Path, wall_s: float) -> Figures:
 
 
 class FakeServerProcess:
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, extra: tuple[str, ...]) -> None:
         argv = [sys.executable, "-m", "shoal", "fake-server", "--port", "0", "--log", str(log), *SERVER_ARGS]
+        argv += extra
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -113,12 +115,12 @@ def config(case: str, redis_url: str, namespace: str) -> str:
     return text
 
 
-def run_case(case: str, work: tuple[int, ...], redis_url: str) -> Figures:
+def run_case(case: str, work: tuple[int, ...], redis_url: str, extra: tuple[str, ...] = ()) -> Figures:
     namespace = f"shoalbench-{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         log = root / "server.jsonl"
-        server = FakeServerProcess(log)
+        server = FakeServerProcess(log, extra)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "SHOAL_"))}
         env |= {"OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": server.base_url}
         folders = []
@@ -167,15 +169,20 @@ def main() -> int:
     parser.add_argument("--cases", default="full,quarter,shared")
     parser.add_argument("--work", default="equal,unequal")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every process's requests")
+    parser.add_argument(
+        "--no-rate-headers", action="store_true", help="the server sends no rate-limit headers (a gateway)"
+    )
     args = parser.parse_args()
     redis_url = os.environ.get("SHOAL_BENCH_REDIS", "redis://127.0.0.1:6379/0")
     server = " ".join(SERVER_ARGS)
+    server += " --no-rate-headers" if args.no_rate_headers else ""
     print(f"fake server: {server}; max_tokens {MAX_TOKENS}, concurrency {CONCURRENCY} per process")
     for work_name in [w.strip() for w in args.work.split(",") if w.strip()]:
         work = tuple(max(1, round(n * args.scale)) for n in WORK[work_name])
         for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
             before = load()
-            figures = run_case(case, work, redis_url)
+            extra = ("--no-rate-headers",) if args.no_rate_headers else ()
+            figures = run_case(case, work, redis_url, extra)
             share_429 = 100 * figures.rate_limited / max(1, figures.requests)
             print(
                 f"{work_name:8} {'/'.join(map(str, work)):16} {case:8} "

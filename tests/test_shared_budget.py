@@ -347,3 +347,22 @@ def test_redis_lost_mid_job_drains_and_the_same_command_resumes(
     finally:
         client.close()
     assert sent == granted
+
+
+async def test_the_book_is_shared_only_when_redis_is_configured(namespace: str) -> None:
+    from shoal.budget import BudgetBook, open_budget_book
+
+    def build(config: ShoalConfig, env: dict[str, str]) -> Any:
+        return open_budget_book(config, env, {}, clock=SystemClock(), rng=random.Random(0))
+
+    plain = await build(ShoalConfig(), {})
+    assert isinstance(plain, BudgetBook) and not plain.shared
+    config = ShoalConfig(budget=BudgetConfig(namespace=namespace))
+    shared = await build(config, {"SHOAL_REDIS_URL": REDIS_URL, "OPENAI_API_KEY": SECRET})
+    try:
+        assert isinstance(shared, SharedBook) and shared.shared
+        budget = shared.for_model(MODEL)
+        assert budget.redis_key.startswith(f"{namespace}:budget:{MODEL}:")
+        assert SECRET[:6] not in budget.redis_key
+    finally:
+        await shared.aclose()
