@@ -24,7 +24,7 @@ import pytest
 
 from shoal._clock import SystemClock
 from shoal.budget import Demand, SharedBook, SharedBudget
-from shoal.budget._redis import BEAT_TTL_S, api_key_lookup
+from shoal.budget._redis_book import BEAT_TTL_S, api_key_lookup
 from shoal.config import BudgetConfig, ModelLimits, ShoalConfig
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 

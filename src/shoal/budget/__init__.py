@@ -15,7 +15,8 @@ from ..config import ModelLimits, ShoalConfig
 from ..providers._types import RateSnapshot, Usage
 from ._budget import BudgetSettings, Demand, ModelBudget, Permit
 from ._headers import parse_duration, parse_rate_headers
-from ._redis import SharedBook, SharedBudget, api_key_lookup
+from ._redis import SharedBudget
+from ._redis_book import SharedBook, api_key_lookup
 
 __all__ = [
     "BudgetBook",
