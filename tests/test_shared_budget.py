@@ -179,8 +179,12 @@ def _everything_in(client: Any) -> list[bytes]:
 def test_two_processes_on_one_key_stay_within_the_limit_together(
     workspace: Path, spawn: Spawn, namespace: str
 ) -> None:
-    """Each process alone could fill the limit; together, through Redis, the server sees no 429."""
-    settings = FakeSettings(limits=FakeLimits(rpm=600), latency_s=0.01)
+    """Each process alone could fill the limit; together, through Redis, the server sees no 429.
+
+    The server sends no rate-limit headers, so nothing but the shared budget tells one process what
+    the other sends (without Redis, the same two jobs meet 429s: the control below).
+    """
+    settings = FakeSettings(limits=FakeLimits(rpm=600), latency_s=0.01, rate_headers=False)
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
         first = _workspace(workspace, "one", 30, _config(namespace))
@@ -208,6 +212,19 @@ def test_two_processes_on_one_key_stay_within_the_limit_together(
     for length in range(6, len(SECRET) + 1):
         prefix = SECRET[:length].encode()
         assert not any(prefix in item for item in stored), f"{prefix!r} found in Redis"
+
+
+def test_without_redis_the_same_two_jobs_meet_429s(workspace: Path, spawn: Spawn) -> None:
+    """The control of the test above: two in-process budgets each believe they own the limit."""
+    settings = FakeSettings(limits=FakeLimits(rpm=600), latency_s=0.01, rate_headers=False)
+    limits = f'[limits."{MODEL}"]\nrpm = 600\n'
+    with FakeServer(settings) as server:
+        env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
+        jobs = [spawn(_workspace(workspace, name, 30, limits), *MAP_ARGV, env=env) for name in ("a", "b")]
+        for job in jobs:
+            _, err = job.communicate(timeout=50)
+            assert job.returncode == 0, err
+        assert server.backend.stats["rate_limited"] > 0
 
 
 @pytest.fixture
@@ -262,7 +279,7 @@ async def test_limits_and_the_slowdown_are_shared(two_books: tuple[SharedBook, S
 def test_a_process_killed_mid_job_leaves_the_budget_whole(
     workspace: Path, spawn: Spawn, namespace: str
 ) -> None:
-    settings = FakeSettings(limits=FakeLimits(rpm=600), latency_s=0.01)
+    settings = FakeSettings(limits=FakeLimits(rpm=600), latency_s=0.01, rate_headers=False)
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
         doomed = _workspace(workspace, "doomed", 200, _config(namespace))
