@@ -81,6 +81,41 @@ def with_config(text: str) -> Callable[[Env], None]:
     return setup
 
 
+REDIS_CONFIG = '[budget]\nredis_url = "%s"\n'
+
+
+def redis_with_password(env: Env) -> None:
+    """A redis-server of its own on a free loopback port that wants a password shoal does not give."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = env.stack.enter_context(tempfile.TemporaryDirectory())
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "hunter2"]
+    server = subprocess.Popen([*argv, "--save", "", "--dir", data], stdout=subprocess.DEVNULL)
+    env.stack.callback(server.wait, 30)
+    env.stack.callback(server.terminate)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    records(env)
+    env.write("shoal.toml", REDIS_CONFIG % f"redis://127.0.0.1:{port}/0")
+
+
 def holding_the_lock(env: Env) -> None:
     from shoal.journal import WorkspaceLock
 
@@ -541,6 +576,18 @@ CASES: dict[str, Case] = {
     "roles with --prompt": Case(
         (*ROLES_ARGV, "--prompt", "x {topic}"), ("--roles", "--prompt"), setup=records
     ),
+    # [budget] redis_url: a shared rate budget whose Redis cannot be used is refused before anything runs
+    "redis URL malformed": Case(
+        MAP_TO_O,
+        ("redis_url", "redis//nope", "not a Redis URL"),
+        setup=with_config(REDIS_CONFIG % "redis//nope"),
+    ),
+    "redis wrong port": Case(
+        MAP_TO_O,
+        ("redis_url", "redis://127.0.0.1:1/0", "cannot use Redis"),
+        setup=with_config(REDIS_CONFIG % "redis://127.0.0.1:1/0"),
+    ),
+    "redis needs a password": Case(MAP_TO_O, ("redis_url", "needs a password"), setup=redis_with_password),
 }
 
 

@@ -17,6 +17,7 @@ from .errors import ConfigError
 __all__ = [
     "CONFIG_FILENAME",
     "BatchSettings",
+    "BudgetConfig",
     "DraftSettings",
     "JobSettings",
     "ModelLimits",
@@ -146,6 +147,14 @@ class DraftSettings(_Strict):
     rehearsal_timeout_s: float = Field(default=120.0, gt=0)  # the dry run of a drafted workflow
 
 
+class BudgetConfig(_Strict):
+    """`[budget]`: share the rate budget with every process on the same key, through Redis."""
+
+    redis_url: str | None = None  # e.g. "redis://127.0.0.1:6379/0"; SHOAL_REDIS_URL also sets it
+    namespace: str = Field(default="shoal", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    redis_timeout_s: float = Field(default=60.0, gt=0)  # Redis gone this long drains the job (exit 3)
+
+
 class ShoalConfig(_Strict):
     models: dict[str, str] = Field(default_factory=dict)  # alias -> "provider:model"
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
@@ -158,6 +167,7 @@ class ShoalConfig(_Strict):
     rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
     draft: DraftSettings = Field(default_factory=DraftSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
 
 def _describe(error: ValidationError) -> str:

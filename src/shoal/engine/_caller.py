@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from .._clock import Clock
 from .._states import CallOutcome
 from .._tokens import estimate_tokens
-from ..budget import BudgetBook, Demand
+from ..budget import Budgets, Demand
 from ..errors import BadAnswer, BudgetExhausted, ModelCallError, RateLimited, RequestTimeout, TransientError
 from ..journal import CallRecord, Journal
 from ..providers import ModelRef, ModelReply, ModelRequest, Provider, Usage
@@ -159,7 +159,7 @@ class ModelCaller:
         job: str,
         run_id: int,
         providers: ProviderSource,
-        budgets: BudgetBook,
+        budgets: Budgets,
         journal: Journal,
         ledger: Ledger,
         stop: StopSignal,

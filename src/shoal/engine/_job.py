@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._clock import Clock, SystemClock
-from ..budget import BudgetBook, BudgetSettings
+from ..budget import Budgets, BudgetSettings, open_budget_book
 from ..config import ModelLimits, ShoalConfig
 from ..journal import Journal, RunStatus, WorkspaceLock
 from ..pricing import PriceBook
@@ -68,7 +68,7 @@ class Job:
     journal: Journal
     caller: ModelCaller
     ledger: Ledger
-    budgets: BudgetBook
+    budgets: Budgets
     providers: ProviderSource
     stop: StopSignal
     clock: Clock
@@ -94,8 +94,23 @@ async def open_job(
     clock = clock or SystemClock()
     rng = rng or random.Random()
     limits: dict[str, ModelLimits] = by_model_key(config.limits, config)
+    # Before the lock and the run row: a shared budget whose Redis cannot be used is exit 2.
+    budgets = await open_budget_book(
+        config,
+        env,
+        limits,
+        key_of=ProviderSet(config, env).budget_identity,
+        clock=clock,
+        rng=rng,
+        settings=budget_settings or BudgetSettings(max_pause_s=config.job.max_pause_s),
+        on_lost=stop.drain,
+    )
     lock = WorkspaceLock(workspace.lock_path)
-    lock.acquire(command)
+    try:
+        lock.acquire(command)
+    except BaseException:
+        await budgets.aclose()
+        raise
     try:
         journal = Journal.open(workspace.journal_path, clock)
         try:
@@ -105,12 +120,6 @@ async def open_job(
                 PriceBook.from_config(config),
                 max_cost_usd=settings.max_cost_usd,
                 spent_before=journal.spent(name),
-            )
-            budgets = BudgetBook(
-                limits,
-                clock=clock,
-                rng=rng,
-                settings=budget_settings or BudgetSettings(max_pause_s=settings.max_pause_s),
             )
             providers = providers or ProviderSet(config, env)
             streak = FailureStreak(
@@ -156,3 +165,4 @@ async def open_job(
             await journal.close()
     finally:
         lock.release()
+        await budgets.aclose()

@@ -66,6 +66,14 @@ class ProviderSet:
         api_key = self._env.get(settings.api_key_env or key_var) or None
         return base_url, api_key
 
+    def budget_identity(self, provider: str) -> str | None:
+        """What a shared rate budget belongs to: the API key, or for a keyless local server its
+        address; None for providers without one (rehearsal). Only a salted hash leaves the process."""
+        if provider not in _ENV:
+            return None
+        base_url, api_key = self.endpoint(provider)
+        return api_key if api_key is not None else f"url:{base_url}"
+
     def check(self, ref: ModelRef) -> None:
         """Fail before the job starts if a model could never be called."""
         if ref.provider == "rehearsal":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from ..journal import (
     events_of,
     items_of,
     latest_run,
+    latest_snapshot,
     reading,
     runs_of,
     snapshots_of,
@@ -48,6 +49,8 @@ class ReportData:
     items: list[ItemRow]
     limits: list[LimitPoint]
     events: list[EventRow]
+    # Budgets shared through Redis: per model, the latest run's last `shared` snapshot entry.
+    shared: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _limits(conn: sqlite3.Connection, job: str) -> list[LimitPoint]:
@@ -80,5 +83,12 @@ def load_report_data(journal: Path, *, job: str | None = None, now: float | None
         items = items_of(conn, name)
         limits = _limits(conn, name)
         events = events_of(conn, name)
+        shared = _shared(conn, run.id)
     status = read_status(journal, job=name, now=now)
-    return ReportData(journal, name, now, runs, status, calls, items, limits, events)
+    return ReportData(journal, name, now, runs, status, calls, items, limits, events, shared)
+
+
+def _shared(conn: sqlite3.Connection, run_id: int) -> dict[str, dict[str, Any]]:
+    """The last word of a run on each budget it shared through Redis (from its last snapshot)."""
+    models = (latest_snapshot(conn, run_id) or {}).get("models") or {}
+    return {str(model): dict(b["shared"]) for model, b in models.items() if b.get("shared")}

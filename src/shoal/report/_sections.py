@@ -113,6 +113,7 @@ def time_section(data: ReportData) -> Section:
         "sending a request to its checked answer. Checks: time recorded by jobs as `check` events "
         "(review and verification steps); none when the job records none."
     )
+    section.paragraphs.extend(_shared_lines(data))
     if not stages:
         section.paragraphs.append("No call was recorded for this job.")
         return section
@@ -151,6 +152,20 @@ def time_section(data: ReportData) -> Section:
     ]
     section.tables.append(Table(headers, rows, numeric=frozenset(range(1, 8))))
     return section
+
+
+def _shared_lines(data: ReportData) -> list[str]:
+    """Budgets shared through Redis with other processes: how many, and this process's share."""
+    lines = []
+    for model, shared in sorted(data.shared.items()):
+        most = shared.get("processes_max", 1)
+        text = f"Rate budget of {model} shared through Redis by up to {most} processes"
+        if shared.get("share_of_limit") is not None:
+            text += f"; this process used {100 * float(shared['share_of_limit']):.0f}% of its RPM limit"
+        if shared.get("share") is not None:
+            text += f" ({100 * float(shared['share']):.0f}% of the requests granted on it meanwhile)"
+        lines.append(text + ".")
+    return lines
 
 
 def _per_item(data: ReportData) -> list[tuple[int, str, int, int]]:

@@ -105,7 +105,22 @@ def _budget_table(status: dict[str, Any]) -> ModelRows:
         ]
         rows.append((model["model"], cells))
     headers = ("RPM used/limit", "TPM used/limit", "429s", "retries", "rate", "paused")
-    return ModelRows(headers, rows, "this run; rate: share of the limits in use after 429s")
+    note = "; ".join(["this run; rate: share of the limits in use after 429s", *shared_notes(status)])
+    return ModelRows(headers, rows, note)
+
+
+def shared_notes(status: dict[str, Any]) -> list[str]:
+    """Budgets shared through Redis: by how many processes now, and this one's share of the limit."""
+    notes = []
+    for model in status.get("models") or []:
+        shared = (model.get("budget") or {}).get("shared")
+        if not shared:
+            continue
+        text = f"{model['model']} budget shared by {shared.get('processes', 1)} processes"
+        if shared.get("share_of_limit") is not None:
+            text += f", this one {percent(100.0 * float(shared['share_of_limit']))} of the RPM limit"
+        notes.append(text)
+    return notes
 
 
 def _models_table(status: dict[str, Any]) -> ModelRows:
@@ -246,6 +261,7 @@ def compact_line(status: dict[str, Any]) -> str:
     parts.extend(reservation_notes(status))
     if status.get("batches"):
         parts.append(f"{len(status['batches'])} open batch(es)")
+    parts.extend(shared_notes(status))
     parts.append(f"429s {run['rate_limited']}, retries {run['retries']}")
     parts.append(
         f"tokens {count(job['input_tokens'])} in / {count(job['output_tokens'])} out / "

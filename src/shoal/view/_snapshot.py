@@ -33,6 +33,9 @@ def capture(job: Job, *, stages: Sequence[str] = ()) -> dict[str, Any]:
             "pauses": budget.pause_count,
             "max_tokens": ledger.max_tokens.get(budget.model_key),  # what each call reserves
         }
+        shared = getattr(budget, "shared_view", None)
+        if shared is not None:  # shared through Redis: processes on it now, this one's share
+            models[budget.model_key]["shared"] = shared()
     return {
         "version": SNAPSHOT_VERSION,
         "ts": job.clock.wall(),

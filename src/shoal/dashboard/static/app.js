@@ -156,7 +156,9 @@ function renderStatus(s) {
     }
   });
   fillTable("models", s.models, (tr, m) => {
-    cell(tr, m.model);
+    const shared = m.budget && m.budget.shared;
+    // A budget shared through Redis: how many processes use it now.
+    cell(tr, shared ? `${m.model} (shared by ${shared.processes})` : m.model);
     usageCell(tr, m, ["rpm"]);
     usageCell(tr, m, m.budget && m.budget.limits.itpm !== undefined ? ["itpm", "otpm"] : ["tpm"]);
     cell(tr, m.budget ? fmtPct(100 * m.budget.factor) : "-", "num");
