@@ -17,6 +17,7 @@ from .errors import ConfigError
 __all__ = [
     "CONFIG_FILENAME",
     "DraftSettings",
+    "ExecutorSettings",
     "JobSettings",
     "ModelLimits",
     "PlanSettings",
@@ -129,6 +130,16 @@ class DraftSettings(_Strict):
     rehearsal_timeout_s: float = Field(default=120.0, gt=0)  # the dry run of a drafted workflow
 
 
+class ExecutorSettings(_Strict):
+    """Where items run: in this process ("local") or on a Ray cluster ("ray", the extra shoal[ray])."""
+
+    kind: Literal["local", "ray"] = "local"
+    # Ray only. Absent: start a local Ray on this machine; "auto": the cluster running here;
+    # "host:6379" (a head's GCS) or "ray://host:10001" (Ray Client).
+    address: str | None = None
+    workers: int | None = Field(default=None, gt=0, le=10_000)  # actors; default: the cluster's CPUs
+
+
 class ShoalConfig(_Strict):
     models: dict[str, str] = Field(default_factory=dict)  # alias -> "provider:model"
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
@@ -140,6 +151,7 @@ class ShoalConfig(_Strict):
     tiering: TieringSettings = Field(default_factory=TieringSettings)
     rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
     draft: DraftSettings = Field(default_factory=DraftSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
 
 def _describe(error: ValidationError) -> str:

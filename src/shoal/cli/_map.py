@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..cluster import executor_providers, ray_target
 from ..config import load_config
 from ..engine import Job, StopSignal, Workspace, open_job
 from ..errors import InputError
@@ -20,6 +21,7 @@ from ..preflight import check_max_tokens, check_output_file, check_template, che
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import ConcurrencyOption, refuse_unpriced, totals_line, with_overrides
+from ._executor import ExecutorOption, with_executor
 from ._map_roles import RolesOptions, run_roles_command
 from ._runtime import resume_argv, run_async, say
 
@@ -72,6 +74,7 @@ def map_command(
         Path | None,
         typer.Option("--roles", help="roles.toml: several prompts per record, with dependencies."),
     ] = None,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run one prompt template (or the roles of --roles) over every record of INPUT; results are appended
     to OUT."""
@@ -79,10 +82,7 @@ def map_command(
 
     async def main(stop: StopSignal) -> int:
         if roles is not None:
-            if prompt is not None or prompt_file is not None or schema is not None:
-                raise InputError(
-                    "--roles gives each role its prompt and schema: drop --prompt, --prompt-file, --schema"
-                )
+            _refuse_with_roles(prompt is not None or prompt_file is not None or schema is not None, executor)
             options = RolesOptions(
                 input_path,
                 roles,
@@ -102,7 +102,8 @@ def map_command(
             raise InputError("give the template with exactly one of --prompt or --prompt-file")
         template = prompt if prompt is not None else _read_template(prompt_file)
         check_template(template, source=f"--prompt-file {prompt_file}" if prompt_file else "--prompt")
-        config = with_overrides(load_config(config_path), concurrency, max_cost)
+        config = with_executor(with_overrides(load_config(config_path), concurrency, max_cost), executor)
+        cluster = ray_target(config, os.environ)
         ref = resolve_model(model, config)
         check_max_tokens(
             ref,
@@ -130,15 +131,20 @@ def map_command(
             state_dir=workspace.state_dir,
         )
         check_workspace(workspace.root)
-        async with open_job(
-            workspace=workspace,
-            config=config,
-            name=plan.job_name,
-            command=shlex.join(argv),
-            env=os.environ,
-            stop=stop,
-            providers=providers,
-        ) as job:
+        async with (
+            executor_providers(
+                cluster, config, os.environ, job_name=plan.job_name, local=providers
+            ) as job_providers,
+            open_job(
+                workspace=workspace,
+                config=config,
+                name=plan.job_name,
+                command=shlex.join(argv),
+                env=os.environ,
+                stop=stop,
+                providers=job_providers,
+            ) as job,
+        ):
             # Estimated once the workspace is ours: the journal's earlier calls of this job inform it.
             estimate = estimate_map(
                 plan.job_name,
@@ -171,6 +177,15 @@ def map_command(
 
     code = run_async(main)
     raise typer.Exit(code)
+
+
+def _refuse_with_roles(prompt_given: bool, executor: str | None) -> None:
+    if prompt_given:
+        raise InputError(
+            "--roles gives each role its prompt and schema: drop --prompt, --prompt-file, --schema"
+        )
+    if executor not in (None, "local"):
+        raise InputError("--roles runs on the local executor only (Ray: plain shoal map)")
 
 
 def _read_template(path: Path | None) -> str:

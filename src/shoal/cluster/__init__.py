@@ -1,0 +1,11 @@
+"""Running a job's items on a Ray cluster (the optional extra shoal[ray]).
+
+Ray is imported only when `[executor] kind = "ray"` or `--executor ray` chooses it. The `shoal`
+process stays the driver: the only journal writer and the only writer of the user's files. Ray
+actors send the model requests; see docs/decisions.md ("Ray: the driver governs, actors send").
+"""
+
+from ._connect import RayTarget, executor_providers, ray_target
+from ._stats import WorkerStat
+
+__all__ = ["RayTarget", "WorkerStat", "executor_providers", "ray_target"]

@@ -1,0 +1,147 @@
+"""Choosing the executor: checking a Ray target before anything starts, connecting, shutting down."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ..config import ShoalConfig
+from ..engine._caller import ProviderSource
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._pool import WorkerPool
+
+__all__ = ["RayTarget", "executor_providers", "ray_target"]
+
+_PROBE_TIMEOUT_S = 5.0
+_LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # items and replies are small; keep /dev/shm free
+# Environment a worker's provider adapters read (keys and base URLs); shipped with the actor.
+_WORKER_ENV_PREFIXES = ("OPENAI_", "ANTHROPIC_", "SHOAL_")
+
+
+@dataclass(frozen=True, slots=True)
+class RayTarget:
+    """Where the Ray executor runs: None starts a local Ray; "auto" or an address joins a cluster."""
+
+    address: str | None
+    workers: int | None
+
+
+def redis_url(config: ShoalConfig, env: Mapping[str, str]) -> str | None:
+    """The shared budget's Redis. `[budget] redis_url` arrives with the shared-budget work (issue 12);
+    read defensively so this module does not depend on its config class."""
+    budget = getattr(config, "budget", None)
+    url = getattr(budget, "redis_url", None)
+    return str(url) if url else env.get("SHOAL_REDIS_URL") or None
+
+
+def ray_target(config: ShoalConfig, env: Mapping[str, str]) -> RayTarget | None:
+    """Check the executor settings before the job starts; None for the local executor.
+
+    User mistakes (no shared budget, Ray missing, an address nobody answers) are one line, exit 2.
+    """
+    settings = config.executor
+    if settings.kind != "ray":
+        return None
+    if redis_url(config, env) is None:
+        raise ConfigError(
+            'executor "ray" needs the shared rate budget: set [budget] redis_url in shoal.toml '
+            "(or SHOAL_REDIS_URL), so every worker sends under one budget"
+        )
+    try:
+        importlib.import_module("ray")
+    except ImportError:
+        raise ConfigError("executor \"ray\" needs Ray: pip install 'shoal[ray]'") from None
+    address = settings.address
+    if address is not None and address != "auto":
+        _probe(address)
+    return RayTarget(address, settings.workers)
+
+
+def _probe(address: str) -> None:
+    """A TCP connect first: Ray itself retries an unreachable address for a minute or more."""
+    split = urlsplit(address if "://" in address else f"gcs://{address}")
+    try:
+        host, port = split.hostname, split.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise ConfigError(f"[executor] address '{address}': expected host:port, ray://host:port or auto")
+    try:
+        with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def _connect(target: RayTarget) -> None:
+    """ray.init for the target: a local Ray of this machine's CPUs, or a driver of the cluster."""
+    import ray
+
+    from ._pool import NAMESPACE
+
+    common: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
+    try:
+        if target.address is None:
+            ray.init(
+                num_cpus=os.cpu_count() or 1,
+                include_dashboard=False,
+                object_store_memory=_LOCAL_OBJECT_STORE,
+                _node_ip_address="127.0.0.1",
+                **common,
+            )
+        else:
+            ray.init(address=target.address, **common)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot join the Ray cluster at {target.address}: {exc}") from None
+
+
+def _worker_env(config: ShoalConfig, env: Mapping[str, str]) -> dict[str, str]:
+    named = {p.api_key_env for p in config.providers.values() if p.api_key_env}
+    return {k: v for k, v in env.items() if k.startswith(_WORKER_ENV_PREFIXES) or k in named}
+
+
+@asynccontextmanager
+async def executor_providers(
+    target: RayTarget | None,
+    config: ShoalConfig,
+    env: Mapping[str, str],
+    *,
+    job_name: str,
+    local: ProviderSource,
+    on_pool: list[WorkerPool] | None = None,
+) -> AsyncIterator[ProviderSource]:
+    """The providers a job's caller sends through: `local` itself, or Ray workers in front of them."""
+    if target is None:
+        yield local
+        return
+    import ray
+
+    from ._pool import RemoteProviders, WorkerPool, job_prefix, kill_leftovers
+
+    _connect(target)
+    try:
+        prefix = job_prefix(job_name)
+        kill_leftovers(prefix)
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        count = target.workers or max(1, int(resources.get("CPU", 1)))
+        pool = WorkerPool(config, _worker_env(config, env), prefix=prefix, count=count)
+        await pool.start()
+        if on_pool is not None:
+            on_pool.append(pool)
+        await local.aclose()  # the driver sends nothing itself
+        yield RemoteProviders(pool)
+    finally:
+        ray.shutdown()  # a local Ray started here stops; a cluster only loses this driver
