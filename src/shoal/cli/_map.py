@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ..cluster import executor_providers, ray_target
+from ..cluster import executor_providers, note_workers, ray_target
 from ..config import load_config
 from ..engine import Job, StopSignal, Workspace, open_job
 from ..errors import InputError
@@ -165,6 +165,7 @@ def map_command(
             if retry_failed:
                 say(f"map: {result.retried} record(s) that had failed were sent afresh")
             say(_summary(result, job, out))
+            note_workers(job, say)
         for record_id, error in list(result.failed.items())[:20]:
             say(f"  failed: {record_id}: {error}")
         if result.failed_count > 20:

@@ -14,6 +14,7 @@ from ..preflight import check_max_tokens, check_output_file, check_workspace
 from ..providers import ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import refuse_unpriced, totals_line, with_overrides
+from ._executor import require_local
 from ._runtime import say
 
 __all__ = ["RolesOptions", "run_roles_command"]
@@ -61,6 +62,7 @@ def _summary(result: MapResult, plan: RolesPlan, job: Job) -> str:
 async def run_roles_command(options: RolesOptions, stop: StopSignal, argv: list[str]) -> int:
     """Check everything (exit 2 on the first problem), then run the roles job; its exit code."""
     config = with_overrides(load_config(options.config_path), options.concurrency, options.max_cost)
+    require_local(config, "map --roles jobs")
     default_max_tokens = options.max_tokens or config.job.max_tokens
     plan = plan_roles(
         input_path=options.input_path,

@@ -6,6 +6,7 @@ import os
 import shlex
 from pathlib import Path
 
+from ..cluster import executor_providers, note_workers, ray_target
 from ..config import ShoalConfig, load_config
 from ..engine import StopSignal, Workspace, open_job
 from ..errors import InputError
@@ -31,6 +32,7 @@ from ..providers import ModelRef, ProviderSet, resolve_model
 from ..view import watch_job
 from ._common import refuse_unpriced, totals_line, with_overrides
 from ._confirm import confirm_launch
+from ._executor import with_executor
 from ._runtime import resume_argv, run_async, say
 
 __all__ = ["run_plan_command"]
@@ -99,13 +101,15 @@ def run_plan_command(
     config_path: Path | None,
     retry_needs_review: bool = False,
     argv: list[str] | None = None,
+    executor: str | None = None,
 ) -> int:
     argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
         if mode not in ("phased", "pipeline"):
             raise InputError(f"--mode must be 'phased' or 'pipeline', not '{mode}'")
-        config = with_overrides(load_config(config_path), concurrency, max_cost)
+        config = with_executor(with_overrides(load_config(config_path), concurrency, max_cost), executor)
+        cluster = ray_target(config, os.environ)
         root = Path.cwd()
         plan = parse_plan(target, cwd=root)
         check_plan(plan, cwd=root)
@@ -135,15 +139,18 @@ def run_plan_command(
         if not confirm_launch(_summary(plan, runs, mode, estimate.line()), yes=yes):
             say("plan: not started")
             return 3
-        async with open_job(
-            workspace=Workspace(root),
-            config=config,
-            name=name,
-            command=shlex.join(argv),
-            env=os.environ,
-            stop=stop,
-            providers=providers,
-        ) as job:
+        async with (
+            executor_providers(cluster, config, os.environ, job_name=name, local=providers) as job_providers,
+            open_job(
+                workspace=Workspace(root),
+                config=config,
+                name=name,
+                command=shlex.join(argv),
+                env=os.environ,
+                stop=stop,
+                providers=job_providers,
+            ) as job,
+        ):
             job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
             runner = PlanRun(plan, job, runs, root=root, settings=settings, mode=mode)
             await runner.start_retry([r for r in runs if r.task.status.strip().lower() == "needs-review"])
@@ -154,6 +161,7 @@ def run_plan_command(
             verdicts = f"{len(result.shipped)} shipped, {len(result.needs_review)} need review"
             say(f"plan: {verdicts}; {totals_line(job)}")
             say(result.gate_line())
+            note_workers(job, say)
         _report(result, argv)
         return result.exit_code
 

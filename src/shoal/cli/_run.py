@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ._common import ConcurrencyOption
+from ._executor import ExecutorOption
 from ._runtime import say
 
 __all__ = ["run_command"]
@@ -36,6 +37,7 @@ def run_command(
         str | None,
         typer.Option("--retry", metavar="STATUS", help="Plans: 'needs-review' sends those tasks afresh."),
     ] = None,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run every pending task of a batch plan, or a workflow script, as one job."""
     suffix = target.suffix.lower()
@@ -44,6 +46,9 @@ def run_command(
         code = 2
     elif retry_failed and suffix in (".md", ".markdown"):
         say("shoal: error: --retry-failed is for workflows and map; plans take --retry needs-review")
+        code = 2
+    elif suffix == ".py" and executor not in (None, "local"):
+        say("shoal: error: --executor ray: workflows run on the local executor for now (plans and map can)")
         code = 2
     elif suffix == ".py":
         from ._workflow import run_workflow_command
@@ -70,6 +75,7 @@ def run_command(
             max_cost=max_cost,
             config_path=config_path,
             retry_needs_review=retry == "needs-review",
+            executor=executor,
         )
     else:
         say(f"shoal: error: {target}: expected a batch plan (.md) or a workflow script (.py)")

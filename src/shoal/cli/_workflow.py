@@ -22,6 +22,7 @@ from ..providers import ModelRef, ProviderSet
 from ..view import watch_job
 from ._common import refuse_unpriced, with_overrides
 from ._confirm import confirm_launch
+from ._executor import require_local
 from ._runtime import resume_argv, run_async, say
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def run_workflow_command(
         from ..workflows import bind_args, load_workflow, outline, run_workflow, status_line
 
         config = with_overrides(load_config(config_path), concurrency, max_cost)
+        require_local(config, "workflows")
         definition = load_workflow(target)
         values = bind_args(definition, args)
         root = Path.cwd()

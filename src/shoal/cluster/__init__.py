@@ -6,6 +6,14 @@ actors send the model requests; see docs/decisions.md ("Ray: the driver governs,
 """
 
 from ._connect import RayTarget, executor_providers, ray_target
-from ._stats import WorkerStat
+from ._stats import WorkerSource, WorkerStat, note_workers, workers_of
 
-__all__ = ["RayTarget", "WorkerStat", "executor_providers", "ray_target"]
+__all__ = [
+    "RayTarget",
+    "WorkerSource",
+    "WorkerStat",
+    "executor_providers",
+    "note_workers",
+    "ray_target",
+    "workers_of",
+]

@@ -99,7 +99,6 @@ def _connect(target: RayTarget) -> None:
                 num_cpus=os.cpu_count() or 1,
                 include_dashboard=False,
                 object_store_memory=_LOCAL_OBJECT_STORE,
-                _node_ip_address="127.0.0.1",
                 **common,
             )
         else:

@@ -155,5 +155,8 @@ class RemoteProviders:
             self._providers[provider] = RemoteProvider(self.pool, provider)
         return self._providers[provider]
 
+    def workers(self) -> list[WorkerStat]:
+        return self.pool.all_stats()
+
     async def aclose(self) -> None:
         await self.pool.aclose()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-__all__ = ["WorkerStat"]
+from ..engine import Job
+
+__all__ = ["WorkerSource", "WorkerStat", "note_workers", "workers_of"]
 
 
 @dataclass(slots=True)
@@ -25,3 +29,27 @@ class WorkerStat:
             "busy_s": round(self.busy_s, 3),
             "lost": self.lost,
         }
+
+
+@runtime_checkable
+class WorkerSource(Protocol):
+    """A job's ProviderSource whose requests are sent by cluster workers."""
+
+    def workers(self) -> list[WorkerStat]: ...
+
+
+def workers_of(job: Job) -> list[WorkerStat]:
+    """The job's cluster workers, live and lost; empty on the local executor."""
+    providers = job.providers
+    return providers.workers() if isinstance(providers, WorkerSource) else []
+
+
+def note_workers(job: Job, say: Callable[[str], None]) -> None:
+    """At the end of a run: one line per worker, and the same in the journal for status and the report."""
+    workers = workers_of(job)
+    if not workers:
+        return
+    job.journal.event(job.run_id, "workers", None, workers=[w.as_dict() for w in workers])
+    for w in workers:
+        lost = " (lost; its requests in flight went to another worker)" if w.lost else ""
+        say(f"  ray worker {w.name} on node {w.node}: {w.done} requests, {w.busy_s:.1f}s busy{lost}")

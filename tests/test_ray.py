@@ -1,0 +1,228 @@
+"""The Ray executor: `shoal map` and `shoal run PLAN.md` with their requests sent by Ray actors.
+
+One local Ray (2 CPUs, loopback) is started for the module; each `shoal` process joins it as a driver,
+as it would join a real cluster with `[executor] address`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoal.fake import FakeLimits, FakeServer, FakeSettings
+from shoal.providers import load_replies
+
+from helpers import MAP_ARGV, Spawn, clean_env, output_ids, run_shoal, write_records
+from plan_helpers import SHIPPED, copy_example, registered_paths, shipped, use_openai_models
+
+ray = pytest.importorskip("ray")
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> Iterator[str]:
+    context = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=128 * 1024 * 1024,
+        namespace="shoal-tests",
+        log_to_driver=False,
+    )
+    try:
+        # Ray never uses 127.0.0.1 for a node: it resolves it to this machine's own interface address,
+        # so the traffic stays on this machine without being loopback.
+        yield str(context.address_info["gcs_address"])
+    finally:
+        ray.shutdown()
+
+
+def rows(workspace: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def shoal_actors() -> list[str]:
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "shoal"]
+
+
+def ray_toml(address: str, extra: str = "") -> str:
+    return f'[executor]\nkind = "ray"\naddress = "{address}"\n{extra}'
+
+
+def map_env(server: FakeServer) -> dict[str, str]:
+    return clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url, SHOAL_REDIS_URL=REDIS)
+
+
+def worker_requests(workspace: Path) -> int:
+    events = rows(workspace, "SELECT detail FROM events WHERE kind = 'workers'")
+    return sum(w["done"] for (detail,) in events for w in json.loads(detail)["workers"])
+
+
+def wait_for(condition: Any, what: str, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+# -- bad input: no Ray needed -------------------------------------------------------------------
+
+
+def test_ray_without_the_shared_budget_is_one_line(workspace: Path) -> None:
+    write_records(workspace / "in.jsonl", 2)
+    result = run_shoal(workspace, *MAP_ARGV, "--executor", "ray", env=clean_env(OPENAI_API_KEY="k"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'shoal: error: executor "ray" needs the shared rate budget: set [budget] redis_url in shoal.toml '
+        "(or SHOAL_REDIS_URL), so every worker sends under one budget"
+    ]
+
+
+def test_unreachable_cluster_address_is_one_line(workspace: Path) -> None:
+    write_records(workspace / "in.jsonl", 2)
+    (workspace / "shoal.toml").write_text(ray_toml("127.0.0.1:1"))
+    result = run_shoal(workspace, *MAP_ARGV, env=clean_env(OPENAI_API_KEY="k", SHOAL_REDIS_URL=REDIS))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("shoal: error: cannot reach the Ray cluster at 127.0.0.1:1")
+    assert not (workspace / ".shoal").exists()  # refused before the job opened
+
+
+def test_ray_not_installed_is_one_line(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    shadow = tmp_path_factory.mktemp("no-ray")
+    (shadow / "ray").mkdir()
+    (shadow / "ray" / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    write_records(workspace / "in.jsonl", 2)
+    env = clean_env(OPENAI_API_KEY="k", SHOAL_REDIS_URL=REDIS, PYTHONPATH=str(shadow))
+    result = run_shoal(workspace, *MAP_ARGV, "--executor", "ray", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "shoal: error: executor \"ray\" needs Ray: pip install 'shoal[ray]'"
+    ]
+
+
+def test_workflows_refuse_the_ray_executor(workspace: Path) -> None:
+    (workspace / "flow.py").write_text("")
+    result = run_shoal(workspace, "run", "flow.py", "--executor", "ray", "--yes")
+    assert result.returncode == 2
+    assert "workflows run on the local executor for now" in result.stderr
+
+
+# -- on a local Ray -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_map_on_ray_matches_the_local_run(tmp_path: Path, ray_address: str) -> None:
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    for workspace in (local, remote):
+        workspace.mkdir()
+        ids = write_records(workspace / "in.jsonl", 200)
+        (workspace / "shoal.toml").write_text("[job]\nconcurrency = 16\n")
+    (remote / "shoal.toml").write_text("[job]\nconcurrency = 16\n" + ray_toml(ray_address, "workers = 2\n"))
+    settings = FakeSettings(limits=FakeLimits(rpm=100_000, tpm=50_000_000), latency_s=0.01, seed=5)
+    results = {}
+    for workspace in (local, remote):
+        with FakeServer(settings) as server:
+            results[workspace] = run_shoal(workspace, *MAP_ARGV, env=map_env(server))
+            assert server.backend.stats["requests"] == 200
+    for workspace in (local, remote):
+        assert results[workspace].returncode == 0, results[workspace].stderr
+        assert sorted(output_ids(workspace / "out.jsonl")) == ids
+    outcomes = "SELECT outcome, count(*) FROM calls GROUP BY outcome"
+    items = "SELECT status, count(*) FROM items GROUP BY status"
+    assert rows(local, outcomes) == rows(remote, outcomes) == [("ok", 200)]
+    assert rows(local, items) == rows(remote, items)
+    # The workers sent every request, spread over both; the driver sent none itself.
+    workers = json.loads(rows(remote, "SELECT detail FROM events WHERE kind = 'workers'")[0][0])["workers"]
+    assert len(workers) == 2 and sum(w["done"] for w in workers) == 200
+    assert all(w["done"] > 0 and w["node"] != "?" for w in workers)
+    assert "ray worker" in results[remote].stderr and "ray worker" not in results[local].stderr
+    wait_for(lambda: not shoal_actors(), "the job's actors to end with its driver")
+
+
+@pytest.mark.timeout(180)
+def test_an_actor_killed_mid_job_loses_nothing_and_resends_nothing_finished(
+    workspace: Path, ray_address: str, spawn: Spawn
+) -> None:
+    ids = write_records(workspace / "in.jsonl", 200)
+    (workspace / "shoal.toml").write_text("[job]\nconcurrency = 8\n" + ray_toml(ray_address, "workers = 2\n"))
+    settings = FakeSettings(limits=FakeLimits(rpm=100_000, tpm=50_000_000), latency_s=0.01, seed=7)
+    with FakeServer(settings) as server:
+        server.backend.hold.close(after=60)  # from the 61st request on, answers wait: some are in flight
+        process = spawn(workspace, *MAP_ARGV, env=map_env(server))
+        wait_for(lambda: server.backend.hold.held >= 4, "requests held in flight")
+        victim = sorted(shoal_actors())[0]
+        ray.kill(ray.get_actor(victim, namespace="shoal"), no_restart=True)
+        wait_for(lambda: victim not in shoal_actors(), "the actor to die")
+        server.backend.hold.open()
+        _, stderr = process.communicate(timeout=120)
+        requests = server.backend.stats["requests"]
+    assert process.returncode == 0, stderr
+    written = output_ids(workspace / "out.jsonl")
+    assert sorted(written) == ids and len(written) == 200  # every record exactly once
+    assert rows(workspace, "SELECT count(DISTINCT key), count(*) FROM calls WHERE outcome = 'ok'") == [
+        (200, 200)
+    ]
+    lost = rows(workspace, "SELECT count(*) FROM calls WHERE outcome = 'transient' AND error LIKE '%lost%'")
+    # Only the requests in flight on the dead actor went out twice; nothing finished did.
+    assert lost[0][0] >= 1
+    assert requests == 200 + lost[0][0]
+    assert "(lost; its requests in flight went to another worker)" in stderr
+
+
+@pytest.mark.timeout(240)
+def test_driver_killed_then_the_same_command_completes_without_orphans(
+    workspace: Path, ray_address: str, spawn: Spawn
+) -> None:
+    ids = write_records(workspace / "in.jsonl", 120)
+    (workspace / "shoal.toml").write_text("[job]\nconcurrency = 8\n" + ray_toml(ray_address, "workers = 2\n"))
+    settings = FakeSettings(limits=FakeLimits(rpm=100_000, tpm=50_000_000), latency_s=0.01, seed=9)
+    with FakeServer(settings) as server:
+        server.backend.hold.close(after=50)
+        process = spawn(workspace, *MAP_ARGV, env=map_env(server), stderr=subprocess.DEVNULL)
+        wait_for(lambda: server.backend.hold.held >= 4, "requests held in flight")
+        assert shoal_actors()
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        finished_before = {row[0] for row in rows(workspace, "SELECT key FROM calls WHERE outcome = 'ok'")}
+        assert finished_before
+        server.backend.hold.open()
+        again = run_shoal(workspace, *MAP_ARGV, env=map_env(server))
+    assert again.returncode == 0, again.stderr
+    written = output_ids(workspace / "out.jsonl")
+    assert sorted(written) == ids  # every record exactly once: nothing shipped twice
+    last_run = rows(workspace, "SELECT max(id) FROM runs")[0][0]
+    sent_again = {row[0] for row in rows(workspace, f"SELECT key FROM calls WHERE run_id = {last_run}")}
+    assert not finished_before & sent_again
+    assert worker_requests(workspace) == 120 - len(finished_before)
+    wait_for(lambda: not shoal_actors(), "no actor of either run left")
+
+
+@pytest.mark.timeout(180)
+def test_example_plan_on_ray_ships_what_the_local_run_ships(workspace: Path, ray_address: str) -> None:
+    copy_example(workspace)
+    use_openai_models(workspace)
+    with (workspace / "shoal.toml").open("a") as toml:
+        toml.write(ray_toml(ray_address, "workers = 2\n"))
+    settings = FakeSettings(
+        limits=FakeLimits(rpm=20_000, tpm=20_000_000),
+        latency_s=0.01,
+        replies=load_replies(workspace / "rehearsal.json"),
+    )
+    with FakeServer(settings) as server:
+        result = run_shoal(workspace, "run", "PLAN.md", "--yes", env=map_env(server))
+        requests = server.backend.stats["requests"]
+    assert result.returncode == 0, result.stderr
+    assert shipped(workspace) == SHIPPED
+    assert requests == 21 == worker_requests(workspace)  # as in test_plan_e2e, all sent by workers
+    paths = registered_paths(workspace)
+    assert len(paths) == len(set(paths)) == 7
