@@ -10,6 +10,7 @@ import json
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,3 +227,33 @@ def test_example_plan_on_ray_ships_what_the_local_run_ships(workspace: Path, ray
     assert requests == 21 == worker_requests(workspace)  # as in test_plan_e2e, all sent by workers
     paths = registered_paths(workspace)
     assert len(paths) == len(set(paths)) == 7
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_drains_the_cluster_and_the_same_command_resumes(
+    workspace: Path, ray_address: str, spawn: Spawn
+) -> None:
+    ids = write_records(workspace / "in.jsonl", 40)
+    (workspace / "shoal.toml").write_text("[job]\nconcurrency = 4\n" + ray_toml(ray_address, "workers = 2\n"))
+    settings = FakeSettings(limits=FakeLimits(rpm=100_000, tpm=50_000_000), latency_s=0.01)
+    with FakeServer(settings) as server:
+        hold = server.backend.hold
+        hold.close(after=2)
+        process = spawn(workspace, *MAP_ARGV, env=map_env(server))
+        stderr: list[str] = []
+        reader = threading.Thread(target=lambda: stderr.extend(iter(process.stderr.readline, "")))  # type: ignore[union-attr]
+        reader.start()
+        hold.wait_held(4)
+        process.send_signal(signal.SIGINT)
+        wait_for(lambda: any("shoal: stopping" in line for line in stderr), "the drain to start")
+        hold.open()  # draining: the four requests in flight on the workers finish, nothing new starts
+        assert process.wait(timeout=60) == 3
+        reader.join(timeout=10)
+        assert not any("Traceback" in line for line in stderr), "".join(stderr)
+        partial = output_ids(workspace / "out.jsonl")
+        assert len(partial) == server.backend.stats["requests"] == 6  # nothing sent was lost
+        again = run_shoal(workspace, *MAP_ARGV, env=map_env(server))
+        assert again.returncode == 0, again.stderr
+        assert server.backend.stats["requests"] == 40
+    assert sorted(output_ids(workspace / "out.jsonl")) == ids
+    wait_for(lambda: not shoal_actors(), "the job's actors to end")
