@@ -118,6 +118,38 @@ def test_workflows_refuse_the_ray_executor(workspace: Path) -> None:
     assert "workflows run on the local executor for now" in result.stderr
 
 
+# -- a local Ray started by the driver itself (before the module's shared Ray exists) ------------
+
+
+@pytest.mark.timeout(240)
+def test_driver_started_ray_killed_with_the_driver_leaves_nothing_after_the_rerun(
+    workspace: Path, spawn: Spawn
+) -> None:
+    psutil = pytest.importorskip("psutil")
+    ids = write_records(workspace / "in.jsonl", 30)
+    (workspace / "shoal.toml").write_text('[job]\nconcurrency = 4\n[executor]\nkind = "ray"\nworkers = 2\n')
+    settings = FakeSettings(limits=FakeLimits(rpm=100_000, tpm=50_000_000), latency_s=0.01)
+    with FakeServer(settings) as server:
+        server.backend.hold.close(after=5)
+        process = spawn(workspace, *MAP_ARGV, env=map_env(server), stderr=subprocess.DEVNULL)
+        server.backend.hold.wait_held(4, timeout=60)
+        recorded = json.loads((workspace / ".shoal" / "ray-local.json").read_text())
+        assert recorded  # the local Ray's processes, by id and start time
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        server.backend.hold.open()
+        again = run_shoal(workspace, *MAP_ARGV, env=map_env(server))
+    assert again.returncode == 0, again.stderr
+    assert sorted(output_ids(workspace / "out.jsonl")) == ids
+    for pid, started in recorded:  # none of the killed run's Ray processes is left running
+        try:
+            process_now = psutil.Process(pid)
+            alive = process_now.create_time() == started and process_now.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            alive = False
+        assert not alive, pid
+
+
 # -- on a local Ray -------------------------------------------------------------------------------
 
 

@@ -133,7 +133,12 @@ def map_command(
         check_workspace(workspace.root)
         async with (
             executor_providers(
-                cluster, config, os.environ, job_name=plan.job_name, local=providers
+                cluster,
+                config,
+                os.environ,
+                job_name=plan.job_name,
+                state_dir=workspace.state_dir,
+                local=providers,
             ) as job_providers,
             open_job(
                 workspace=workspace,

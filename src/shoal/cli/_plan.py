@@ -140,7 +140,14 @@ def run_plan_command(
             say("plan: not started")
             return 3
         async with (
-            executor_providers(cluster, config, os.environ, job_name=name, local=providers) as job_providers,
+            executor_providers(
+                cluster,
+                config,
+                os.environ,
+                job_name=name,
+                state_dir=Workspace(root).state_dir,
+                local=providers,
+            ) as job_providers,
             open_job(
                 workspace=Workspace(root),
                 config=config,

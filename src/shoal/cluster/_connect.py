@@ -9,6 +9,7 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -82,10 +83,11 @@ def _probe(address: str) -> None:
         raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
-def _connect(target: RayTarget) -> None:
+def _connect(target: RayTarget, state_dir: Path) -> None:
     """ray.init for the target: a local Ray of this machine's CPUs, or a driver of the cluster."""
     import ray
 
+    from ._local import reap_leftovers, record_processes
     from ._pool import NAMESPACE
 
     common: dict[str, Any] = {
@@ -95,12 +97,14 @@ def _connect(target: RayTarget) -> None:
     }
     try:
         if target.address is None:
+            reap_leftovers(state_dir)
             ray.init(
                 num_cpus=os.cpu_count() or 1,
                 include_dashboard=False,
                 object_store_memory=_LOCAL_OBJECT_STORE,
                 **common,
             )
+            record_processes(state_dir)
         else:
             ray.init(address=target.address, **common)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -119,6 +123,7 @@ async def executor_providers(
     env: Mapping[str, str],
     *,
     job_name: str,
+    state_dir: Path,
     local: ProviderSource,
     on_pool: list[WorkerPool] | None = None,
 ) -> AsyncIterator[ProviderSource]:
@@ -130,7 +135,7 @@ async def executor_providers(
 
     from ._pool import RemoteProviders, WorkerPool, job_prefix, kill_leftovers
 
-    _connect(target)
+    _connect(target, state_dir)
     try:
         prefix = job_prefix(job_name)
         kill_leftovers(prefix)
@@ -144,3 +149,5 @@ async def executor_providers(
         yield RemoteProviders(pool)
     finally:
         ray.shutdown()  # a local Ray started here stops; a cluster only loses this driver
+        if target.address is None:
+            (state_dir / "ray-local.json").unlink(missing_ok=True)  # nothing left to reap
