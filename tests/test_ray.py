@@ -6,20 +6,38 @@ as it would join a real cluster with `[executor] address`.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
 import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from shoal.cluster import RayTarget, executor_tools, workers_of
+from shoal.config import ModelLimits, ShoalConfig
+from shoal.engine import StopSignal, Workspace, open_job
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 from shoal.providers import load_replies
+from shoal.providers._http import make_http_client
+from shoal.providers._pydantic_ai import PydanticAIProvider
+from shoal.workflows import agent, run_workflow, workflow
 
 from helpers import MAP_ARGV, Spawn, clean_env, output_ids, run_shoal, write_records
 from plan_helpers import SHIPPED, copy_example, registered_paths, shipped, use_openai_models
@@ -111,11 +129,13 @@ def test_ray_not_installed_is_one_line(workspace: Path, tmp_path_factory: pytest
     ]
 
 
-def test_workflows_refuse_the_ray_executor(workspace: Path) -> None:
-    (workspace / "flow.py").write_text("")
-    result = run_shoal(workspace, "run", "flow.py", "--executor", "ray", "--yes")
+def test_map_roles_refuse_the_ray_executor(workspace: Path) -> None:
+    (workspace / "shoal.toml").write_text('[executor]\nkind = "ray"\n')
+    write_records(workspace / "in.jsonl", 2)
+    (workspace / "roles.toml").write_text("")
+    result = run_shoal(workspace, "map", "in.jsonl", "--roles", "roles.toml", "--out", "out.jsonl")
     assert result.returncode == 2
-    assert "workflows run on the local executor for now" in result.stderr
+    assert "map --roles jobs run on the local executor for now" in result.stderr
 
 
 # -- a local Ray started by the driver itself (before the module's shared Ray exists) ------------
@@ -289,3 +309,80 @@ def test_ctrl_c_drains_the_cluster_and_the_same_command_resumes(
         assert server.backend.stats["requests"] == 40
     assert sorted(output_ids(workspace / "out.jsonl")) == ids
     wait_for(lambda: not shoal_actors(), "the job's actors to end")
+
+
+# -- workflow agents' typed tools on Ray workers ---------------------------------------------------
+
+
+@dataclass
+class Scripted:
+    """A provider set whose "openai" provider is a pydantic-ai FunctionModel following `script`."""
+
+    script: Callable[[list[ModelMessage], AgentInfo], ModelResponse]
+    provider: PydanticAIProvider | None = None
+
+    def get(self, provider: str) -> PydanticAIProvider:
+        if self.provider is None:
+            model = lambda name: FunctionModel(lambda m, i: self.script(m, i), model_name=name)  # noqa: E731
+            self.provider = PydanticAIProvider("openai", model, make_http_client(5.0))
+        return self.provider
+
+    async def aclose(self) -> None:
+        if self.provider is not None:
+            await self.provider.aclose()
+            self.provider = None
+
+
+def where_am_i(n: int) -> str:
+    """The process this tool runs in, and twice n."""
+    return f"{os.getpid()}:{n * 2}"
+
+
+@pytest.mark.timeout(120)
+async def test_workflow_typed_tools_run_on_ray_workers(workspace: Path, ray_address: str) -> None:
+    def script(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        results = [
+            str(part.content)
+            for message in messages
+            if isinstance(message, ModelRequest)
+            for part in message.parts
+            if isinstance(part, ToolReturnPart)
+        ]
+        if not results:
+            return ModelResponse(parts=[ToolCallPart("where_am_i", {"n": 21})])
+        return ModelResponse(parts=[TextPart(results[0])])
+
+    @workflow(name="raytools", model="openai:scripted")
+    async def main() -> list[str]:
+        return list(
+            await asyncio.gather(
+                *(agent(f"Where are you, {i}?", tools=[where_am_i], name=f"a{i}") for i in range(4))
+            )
+        )
+
+    config = ShoalConfig(limits={"openai:scripted": ModelLimits(rpm=60_000, tpm=10_000_000)})
+    target = RayTarget(ray_address, None)
+    async with (
+        executor_tools(target, state_dir=workspace / ".shoal", local=Scripted(script)) as providers,
+        open_job(
+            workspace=Workspace(workspace),
+            config=config,
+            name="workflow:raytools",
+            command="test",
+            env={},
+            stop=StopSignal(),
+            providers=providers,
+        ) as job,
+    ):
+        result = await run_workflow(
+            main, {}, job, settings=main.settings(config, cwd=workspace), root=workspace
+        )
+        workers = workers_of(job)
+    assert result.exit_code == 0
+    pids = {value.split(":")[0] for value in result.value}
+    assert all(value.endswith(":42") for value in result.value)
+    assert str(os.getpid()) not in pids  # every call ran in a Ray worker process, not the driver
+    assert sum(w.done for w in workers) == 4
+    with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
+        sessions = [row[0] for row in conn.execute("SELECT messages FROM sessions")]
+    assert len(sessions) == 4 and all(":42" in text for text in sessions)  # the driver journaled them

@@ -47,9 +47,6 @@ def run_command(
     elif retry_failed and suffix in (".md", ".markdown"):
         say("shoal: error: --retry-failed is for workflows and map; plans take --retry needs-review")
         code = 2
-    elif suffix == ".py" and executor not in (None, "local"):
-        say("shoal: error: --executor ray: workflows run on the local executor for now (plans and map can)")
-        code = 2
     elif suffix == ".py":
         from ._workflow import run_workflow_command
 
@@ -61,6 +58,7 @@ def run_command(
             max_cost=max_cost,
             config_path=config_path,
             retry_failed=retry_failed,
+            executor=executor,
         )
     elif suffix in (".md", ".markdown"):
         from ._plan import run_plan_command

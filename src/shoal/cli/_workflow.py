@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..cluster import executor_tools, note_workers, ray_target
 from ..config import ShoalConfig, load_config
 from ..engine import StopSignal, Workspace, open_job
 from ..estimate import workflow_estimate_line
@@ -22,7 +23,7 @@ from ..providers import ModelRef, ProviderSet
 from ..view import watch_job
 from ._common import refuse_unpriced, with_overrides
 from ._confirm import confirm_launch
-from ._executor import require_local
+from ._executor import with_executor
 from ._runtime import resume_argv, run_async, say
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ def run_workflow_command(
     config_path: Path | None,
     retry_failed: bool = False,
     argv: list[str] | None = None,
+    executor: str | None = None,
 ) -> int:
     argv = argv or resume_argv()
 
@@ -107,7 +109,8 @@ def run_workflow_command(
         from ..workflows import bind_args, load_workflow, outline, run_workflow, status_line
 
         config = with_overrides(load_config(config_path), concurrency, max_cost)
-        require_local(config, "workflows")
+        config = with_executor(config, executor)
+        cluster = ray_target(config, os.environ)
         definition = load_workflow(target)
         values = bind_args(definition, args)
         root = Path.cwd()
@@ -122,15 +125,18 @@ def run_workflow_command(
         if not confirm_launch(_summary(target, settings, seen, config, root), yes=yes):
             say("workflow: not started")
             return 3
-        async with open_job(
-            workspace=Workspace(root),
-            config=config,
-            name=f"workflow:{settings.name}",
-            command=shlex.join(argv),
-            env=os.environ,
-            stop=stop,
-            providers=providers,
-        ) as job:
+        async with (
+            executor_tools(cluster, state_dir=Workspace(root).state_dir, local=providers) as job_providers,
+            open_job(
+                workspace=Workspace(root),
+                config=config,
+                name=f"workflow:{settings.name}",
+                command=shlex.join(argv),
+                env=os.environ,
+                stop=stop,
+                providers=job_providers,
+            ) as job,
+        ):
             # The dashboard shows the script as it was at launch, even if the file changes later.
             script = _text(target)
             job.journal.event(job.run_id, "script", None, source="workflow", path=str(target), text=script)
@@ -141,6 +147,7 @@ def run_workflow_command(
             say(status_line(result.runtime))
             for line in _accounting(result):
                 say(line)
+            note_workers(job, say)
         if retry_failed:
             say(f"workflow: {result.retried} agent(s) that had failed were sent afresh")
         for note in result.runtime.workspaces.notes:

@@ -5,15 +5,19 @@ process stays the driver: the only journal writer and the only writer of the use
 actors send the model requests; see docs/decisions.md ("Ray: the driver governs, actors send").
 """
 
-from ._connect import RayTarget, executor_providers, ray_target
+from ._connect import RayTarget, executor_providers, executor_tools, ray_target
+from ._placing import ToolPlacer, place_tools
 from ._stats import WorkerSource, WorkerStat, note_workers, workers_of
 
 __all__ = [
     "RayTarget",
+    "ToolPlacer",
     "WorkerSource",
     "WorkerStat",
     "executor_providers",
+    "executor_tools",
     "note_workers",
+    "place_tools",
     "ray_target",
     "workers_of",
 ]

@@ -10,17 +10,14 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import ShoalConfig
 from ..engine._caller import ProviderSource
 from ..errors import ConfigError
 
-if TYPE_CHECKING:
-    from ._pool import WorkerPool
-
-__all__ = ["RayTarget", "executor_providers", "ray_target"]
+__all__ = ["RayTarget", "executor_providers", "executor_tools", "ray_target"]
 
 _PROBE_TIMEOUT_S = 5.0
 _LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # items and replies are small; keep /dev/shm free
@@ -117,6 +114,23 @@ def _worker_env(config: ShoalConfig, env: Mapping[str, str]) -> dict[str, str]:
 
 
 @asynccontextmanager
+async def _connected(target: RayTarget, state_dir: Path) -> AsyncIterator[None]:
+    """This process as a Ray driver for the block (a process already connected stays connected)."""
+    import ray
+
+    if ray.is_initialized():  # a program that set Ray up itself (tests, notebooks) keeps it
+        yield
+        return
+    _connect(target, state_dir)
+    try:
+        yield
+    finally:
+        ray.shutdown()  # a local Ray started here stops; a cluster only loses this driver
+        if target.address is None:
+            (state_dir / "ray-local.json").unlink(missing_ok=True)  # nothing left to reap
+
+
+@asynccontextmanager
 async def executor_providers(
     target: RayTarget | None,
     config: ShoalConfig,
@@ -125,7 +139,6 @@ async def executor_providers(
     job_name: str,
     state_dir: Path,
     local: ProviderSource,
-    on_pool: list[WorkerPool] | None = None,
 ) -> AsyncIterator[ProviderSource]:
     """The providers a job's caller sends through: `local` itself, or Ray workers in front of them."""
     if target is None:
@@ -135,19 +148,26 @@ async def executor_providers(
 
     from ._pool import RemoteProviders, WorkerPool, job_prefix, kill_leftovers
 
-    _connect(target, state_dir)
-    try:
+    async with _connected(target, state_dir):
         prefix = job_prefix(job_name)
         kill_leftovers(prefix)
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
         count = target.workers or max(1, int(resources.get("CPU", 1)))
         pool = WorkerPool(config, _worker_env(config, env), prefix=prefix, count=count)
         await pool.start()
-        if on_pool is not None:
-            on_pool.append(pool)
         await local.aclose()  # the driver sends nothing itself
         yield RemoteProviders(pool)
-    finally:
-        ray.shutdown()  # a local Ray started here stops; a cluster only loses this driver
-        if target.address is None:
-            (state_dir / "ray-local.json").unlink(missing_ok=True)  # nothing left to reap
+
+
+@asynccontextmanager
+async def executor_tools(
+    target: RayTarget | None, *, state_dir: Path, local: ProviderSource
+) -> AsyncIterator[ProviderSource]:
+    """For workflows: model calls stay on the driver; agents' typed Python tools run on Ray workers."""
+    if target is None:
+        yield local
+        return
+    from ._tools import RemoteTools
+
+    async with _connected(target, state_dir):
+        yield RemoteTools(local)
