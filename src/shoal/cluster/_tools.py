@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ def _call_tool(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
     if inspect.isawaitable(result):
         result = asyncio.run(_awaited(result))
     node = str(ray.get_runtime_context().get_node_id())[:12]
-    return result, node, time.monotonic() - started
+    return result, (node, os.getpid()), time.monotonic() - started
 
 
 async def _awaited(awaitable: Any) -> Any:
@@ -44,8 +45,8 @@ async def _awaited(awaitable: Any) -> Any:
 def _installed(module: ModuleType) -> bool:
     """Importable on every node that has the same packages installed (site-packages, stdlib)."""
     path = getattr(module, "__file__", None)
-    if path is None or module.__name__ == "__main__":
-        return path is None  # built-in modules are everywhere; __main__ is nowhere else
+    if path is None:
+        return True  # built into the interpreter
     parts = Path(path).resolve().parts
     return "site-packages" in parts or "dist-packages" in parts or path.startswith(sys.base_prefix)
 
@@ -79,7 +80,7 @@ class RemoteTools:
         if _takes_context(function):
             return function
         module = sys.modules.get(function.__module__)
-        if module is not None and not _installed(module):
+        if module is not None and module.__name__ != "__main__" and not _installed(module):
             # The workflow script (and modules next to it) are files no worker can import: by value.
             cloudpickle.register_pickle_by_value(module)  # type: ignore[no-untyped-call]
         shipped = self._shipped.get(id(function))
@@ -90,13 +91,14 @@ class RemoteTools:
         async def on_a_worker(*args: Any, **kwargs: Any) -> Any:
             ref = self._task.remote(shipped, args, kwargs)
             try:
-                result, node, took = await ref
+                result, (node, pid), took = await ref
             except asyncio.CancelledError:
                 ray.cancel(ref)
                 raise
             except RayTaskError as exc:
                 raise exc.as_instanceof_cause() from None  # type: ignore[no-untyped-call]
-            stat = self._nodes.setdefault(node, WorkerStat(f"tools@{node}", node=node))
+            name = f"tools-{node}-{pid}"  # a worker process: Ray reuses them for tasks
+            stat = self._nodes.setdefault(name, WorkerStat(name, node=node))
             stat.done += 1
             stat.busy_s += float(took)
             return result
