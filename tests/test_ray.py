@@ -39,7 +39,7 @@ from shoal.providers._http import make_http_client
 from shoal.providers._pydantic_ai import PydanticAIProvider
 from shoal.workflows import agent, run_workflow, workflow
 
-from helpers import MAP_ARGV, Spawn, clean_env, output_ids, run_shoal, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, output_ids, run_shoal, write_records
 from plan_helpers import SHIPPED, copy_example, registered_paths, shipped, use_openai_models
 
 ray = pytest.importorskip("ray")
@@ -199,6 +199,15 @@ def test_map_on_ray_matches_the_local_run(tmp_path: Path, ray_address: str) -> N
     assert len(workers) == 2 and sum(w["done"] for w in workers) == 200
     assert all(w["done"] > 0 and w["node"] != "?" for w in workers)
     assert "ray worker" in results[remote].stderr and "ray worker" not in results[local].stderr
+    # Visible afterwards: `shoal status` (text and JSON) and the report show each worker.
+    status = run_shoal(remote, "status", "--json")
+    shown = json.loads(status.stdout)["cluster"]
+    assert sorted(w["done"] for w in shown) == sorted(w["done"] for w in workers)
+    assert "ray worker on node" in run_shoal(remote, "status").stdout
+    assert json.loads(run_shoal(local, "status", "--json").stdout)["cluster"] == []
+    assert run_shoal(remote, "report", "--out-dir", "rep").returncode == 0
+    report = (remote / "rep" / "report.md").read_text()
+    assert "Ray workers" in report and workers[0]["name"] in report
     wait_for(lambda: not shoal_actors(), "the job's actors to end with its driver")
 
 
@@ -213,6 +222,13 @@ def test_an_actor_killed_mid_job_loses_nothing_and_resends_nothing_finished(
         server.backend.hold.close(after=60)  # from the 61st request on, answers wait: some are in flight
         process = spawn(workspace, *MAP_ARGV, env=map_env(server))
         wait_for(lambda: server.backend.hold.held >= 4, "requests held in flight")
+
+        def live_workers() -> list[dict[str, Any]]:
+            cluster = json.loads(invoke_shoal(workspace, "status", "--json").stdout).get("cluster") or []
+            return cluster if sum(w["running"] for w in cluster) >= 4 else []
+
+        # The live view's snapshot shows each worker with its requests in flight.
+        wait_for(lambda: len(live_workers()) == 2, "`shoal status` to show both workers running")
         victim = sorted(shoal_actors())[0]
         ray.kill(ray.get_actor(victim, namespace="shoal"), no_restart=True)
         wait_for(lambda: victim not in shoal_actors(), "the actor to die")
