@@ -292,7 +292,20 @@ def test_example_plan_on_ray_ships_what_the_local_run_ships(workspace: Path, ray
         requests = server.backend.stats["requests"]
     assert result.returncode == 0, result.stderr
     assert shipped(workspace) == SHIPPED
-    assert requests == 21 == worker_requests(workspace)  # as in test_plan_e2e, all sent by workers
+    # As in test_plan_e2e: 21 requests, all sent by workers; the lint fix came from a worker's lint run.
+    events = rows(workspace, "SELECT detail FROM events WHERE kind = 'workers'")
+    workers = [w for (detail,) in events for w in json.loads(detail)["workers"]]
+    senders = [w for w in workers if not w["name"].startswith("lint-")]
+    linters = [w for w in workers if w["name"].startswith("lint-")]
+    assert requests == 21 == sum(w["done"] for w in senders)
+    lint_checks = rows(
+        workspace, "SELECT count(*) FROM events WHERE kind = 'check' AND detail LIKE '%/lint%'"
+    )
+    assert sum(w["done"] for w in linters) == lint_checks[0][0] >= 7  # every lint run was a worker's
+    assert (
+        "gate: 1 lint fix (session-management.md), 1 flagged (token-lifecycle.md), 1 fixed, "
+        "0 escalated, 0 need review"
+    ) in result.stderr
     paths = registered_paths(workspace)
     assert len(paths) == len(set(paths)) == 7
 

@@ -6,16 +6,18 @@ actors send the model requests; see docs/decisions.md ("Ray: the driver governs,
 """
 
 from ._connect import RayTarget, executor_providers, executor_tools, ray_target
-from ._placing import ToolPlacer, place_tools
+from ._placing import LintPlacer, ToolPlacer, lint_runner, place_tools
 from ._stats import WorkerSource, WorkerStat, note_workers, workers_of
 
 __all__ = [
+    "LintPlacer",
     "RayTarget",
     "ToolPlacer",
     "WorkerSource",
     "WorkerStat",
     "executor_providers",
     "executor_tools",
+    "lint_runner",
     "note_workers",
     "place_tools",
     "ray_target",

@@ -20,6 +20,7 @@ from ..config import ShoalConfig
 from ..errors import ModelCallError, TransientError
 from ..providers import ModelReply, ModelRequest, Provider
 from ._actor import SendWorker
+from ._lint import RemoteLint
 from ._stats import WorkerStat
 
 __all__ = ["NAMESPACE", "RemoteProviders", "WorkerPool", "job_prefix", "kill_leftovers"]
@@ -53,7 +54,11 @@ class WorkerPool:
         self._config = config
         self._env = dict(env)
         self._prefix = f"{prefix}{os.getpid()}-"
-        self._actor_class: Any = ray.remote(num_cpus=1, max_restarts=0)(SendWorker)
+        # Senders wait on the network: they hold no CPU, so lint checks and tools (one CPU each) can
+        # use every core; SPREAD puts them on different nodes.
+        self._actor_class: Any = ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy="SPREAD")(
+            SendWorker
+        )
         self._actors: list[Any] = []
         self.stats: list[WorkerStat] = []
         self.lost: list[WorkerStat] = []  # workers that died, kept for the report
@@ -149,6 +154,13 @@ class RemoteProviders:
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self._providers: dict[str, Provider] = {}
+        self._lint: RemoteLint | None = None
+
+    def lint_runner(self) -> RemoteLint:
+        """Plans' lint commands on workers too (Ray tasks, files shipped with each check)."""
+        if self._lint is None:
+            self._lint = RemoteLint()
+        return self._lint
 
     def get(self, provider: str) -> Provider:
         if provider not in self._providers:
@@ -156,7 +168,8 @@ class RemoteProviders:
         return self._providers[provider]
 
     def workers(self) -> list[WorkerStat]:
-        return self.pool.all_stats()
+        linting = list(self._lint.stats.values()) if self._lint is not None else []
+        return [*self.pool.all_stats(), *linting]
 
     async def aclose(self) -> None:
         await self.pool.aclose()
