@@ -340,6 +340,22 @@ def test_ctrl_c_drains_the_cluster_and_the_same_command_resumes(
     wait_for(lambda: not shoal_actors(), "the job's actors to end")
 
 
+@pytest.mark.timeout(120)
+def test_the_cost_budget_holds_across_the_cluster(workspace: Path, ray_address: str) -> None:
+    write_records(workspace / "in.jsonl", 30)
+    (workspace / "shoal.toml").write_text(ray_toml(ray_address, "workers = 2\n"))
+    # Rehearsal (sent by the workers) is priced like gpt-4o-mini: about $0.0006 per call at worst.
+    argv = ["map", "in.jsonl", "--prompt", "Explain {topic}.", "--model", "rehearsal", "--out", "out.jsonl"]
+    result = run_shoal(
+        workspace, *argv, "--max-tokens", "1000", "--max-cost", "0.004", env=clean_env(SHOAL_REDIS_URL=REDIS)
+    )
+    assert result.returncode == 3, result.stderr
+    assert "budget" in result.stderr and "resume with:" in result.stderr
+    assert 0 < len(output_ids(workspace / "out.jsonl")) < 30
+    assert rows(workspace, "SELECT sum(cost_usd) FROM calls")[0][0] <= 0.004
+    assert worker_requests(workspace) == rows(workspace, "SELECT count(*) FROM calls")[0][0]
+
+
 # -- workflow agents' typed tools on Ray workers ---------------------------------------------------
 
 
