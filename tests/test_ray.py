@@ -229,6 +229,7 @@ def test_an_actor_killed_mid_job_loses_nothing_and_resends_nothing_finished(
 
         # The live view's snapshot shows each worker with its requests in flight.
         wait_for(lambda: len(live_workers()) == 2, "`shoal status` to show both workers running")
+        assert server.backend.hold.held <= 8  # the job's concurrency ceiling holds across both workers
         victim = sorted(shoal_actors())[0]
         ray.kill(ray.get_actor(victim, namespace="shoal"), no_restart=True)
         wait_for(lambda: victim not in shoal_actors(), "the actor to die")
