@@ -10,8 +10,10 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -129,6 +131,22 @@ def test_ray_not_installed_is_one_line(workspace: Path, tmp_path_factory: pytest
     ]
 
 
+def test_ray_client_address_without_ray_client_is_one_line(
+    workspace: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    shadow = tmp_path_factory.mktemp("no-grpc")
+    (shadow / "grpc").mkdir()
+    (shadow / "grpc" / "__init__.py").write_text("raise ImportError(\"No module named 'grpc'\")\n")
+    write_records(workspace / "in.jsonl", 2)
+    (workspace / "shoal.toml").write_text(ray_toml("ray://127.0.0.1:1"))
+    env = clean_env(OPENAI_API_KEY="k", SHOAL_REDIS_URL=REDIS, PYTHONPATH=str(shadow))
+    result = run_shoal(workspace, *MAP_ARGV, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "shoal: error: [executor] address ray://127.0.0.1:1 needs Ray Client: pip install 'ray[client]'"
+    ]
+
+
 def test_map_roles_refuse_the_ray_executor(workspace: Path) -> None:
     (workspace / "shoal.toml").write_text('[executor]\nkind = "ray"\n')
     write_records(workspace / "in.jsonl", 2)
@@ -209,6 +227,56 @@ def test_map_on_ray_matches_the_local_run(tmp_path: Path, ray_address: str) -> N
     report = (remote / "rep" / "report.md").read_text()
     assert "Ray workers" in report and workers[0]["name"] in report
     wait_for(lambda: not shoal_actors(), "the job's actors to end with its driver")
+
+
+@pytest.fixture
+def ray_client_address(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Ray Client server (what `ray start --head` runs on port 10001) in front of the module's Ray."""
+    pytest.importorskip("grpc")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path_factory.mktemp("ray-client") / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ray.util.client.server", f"--address={ray_address}"]
+        + ["--host=127.0.0.1", f"--port={port}", "--mode=proxy"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                return False
+            return True
+
+        wait_for(listening, "the Ray Client server")
+        yield f"ray://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("form", ["auto", "ray://"])
+def test_joining_a_running_cluster_by_auto_or_ray_client(
+    workspace: Path, ray_address: str, form: str, request: pytest.FixtureRequest
+) -> None:
+    ids = write_records(workspace / "in.jsonl", 20)
+    if form == "auto":  # what `ray start` leaves for drivers on that machine to find
+        address, extra = "auto", {"RAY_ADDRESS": ray_address}
+    else:
+        address, extra = request.getfixturevalue("ray_client_address"), {}
+    (workspace / "shoal.toml").write_text(ray_toml(address, "workers = 2\n"))
+    with FakeServer(FakeSettings(limits=FakeLimits(rpm=100_000, tpm=50_000_000), latency_s=0.01)) as server:
+        result = run_shoal(workspace, *MAP_ARGV, env={**map_env(server), **extra})
+        assert server.backend.stats["requests"] == 20
+    assert result.returncode == 0, result.stderr
+    assert sorted(output_ids(workspace / "out.jsonl")) == ids
+    assert worker_requests(workspace) == 20
 
 
 @pytest.mark.timeout(180)

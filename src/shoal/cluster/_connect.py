@@ -59,9 +59,24 @@ def ray_target(config: ShoalConfig, env: Mapping[str, str]) -> RayTarget | None:
     except ImportError:
         raise ConfigError("executor \"ray\" needs Ray: pip install 'shoal[ray]'") from None
     address = settings.address
+    if address is not None and address.startswith("ray://"):
+        try:
+            importlib.import_module("grpc")
+        except ImportError:
+            raise ConfigError(
+                f"[executor] address {address} needs Ray Client: pip install 'ray[client]'"
+            ) from None
     if address is not None and address != "auto":
         _probe(address)
     return RayTarget(address, settings.workers)
+
+
+def _need_ray_client(address: str) -> None:
+    try:
+        importlib.import_module("grpc")
+    except ImportError:
+        needed = "pip install 'ray[client]'"
+        raise ConfigError(f"[executor] address {address} needs Ray Client: {needed}") from None
 
 
 def _probe(address: str) -> None:
