@@ -29,13 +29,14 @@ class SendWorker:
 
     async def complete(
         self, provider: str, request: ModelRequest
-    ) -> tuple[ModelReply | ModelCallError, float]:
+    ) -> tuple[ModelReply | ModelCallError, float, str]:
+        """The reply or the provider's error, the time it took, and the node this worker runs on."""
         started = time.monotonic()
         try:
             reply: ModelReply | ModelCallError = await self._providers.get(provider).complete(request)
         except ModelCallError as exc:
             reply = exc
-        return reply, time.monotonic() - started
+        return reply, time.monotonic() - started, self.node()
 
     async def aclose(self) -> None:
         await self._providers.aclose()

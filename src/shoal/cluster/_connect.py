@@ -105,7 +105,7 @@ def _connect(target: RayTarget, state_dir: Path) -> None:
     common: dict[str, Any] = {
         "namespace": NAMESPACE,
         "log_to_driver": False,
-        "logging_level": logging.WARNING,
+        "logging_level": logging.ERROR,  # Ray's own notices (auth token, start-up) are noise here
     }
     try:
         if target.address is None:

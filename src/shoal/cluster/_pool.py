@@ -92,7 +92,7 @@ class WorkerPool:
         ref = actor.complete.remote(provider, request)
         stat.running += 1
         try:
-            answer, took = await ref
+            answer, took, node = await ref
         except asyncio.CancelledError:
             ray.cancel(ref)  # the driver's timeout or a second Ctrl-C: stop the request on the worker
             raise
@@ -106,6 +106,7 @@ class WorkerPool:
             stat.running -= 1
         stat.done += 1
         stat.busy_s += float(took)
+        stat.node = str(node)[:12]  # a replacement worker learns its node with its first answer
         if isinstance(answer, ModelCallError):
             raise answer
         assert isinstance(answer, ModelReply)
