@@ -425,6 +425,17 @@ def test_the_cost_budget_holds_across_the_cluster(workspace: Path, ray_address: 
     assert worker_requests(workspace) == rows(workspace, "SELECT count(*) FROM calls")[0][0]
 
 
+@pytest.mark.timeout(120)
+def test_the_bug_hunt_example_runs_with_the_ray_executor(workspace: Path, ray_address: str) -> None:
+    (workspace / "shoal.toml").write_text(ray_toml(ray_address))
+    example = Path(__file__).resolve().parent.parent / "examples" / "bug_hunt" / "workflow.py"
+    env = clean_env(SHOAL_REDIS_URL=REDIS)
+    result = run_shoal(workspace, "run", str(example), "--yes", "--executor", "ray", env=env)
+    assert result.returncode == 0, result.stderr
+    report = (workspace / ".shoal" / "reports" / "bug-hunt.md").read_text()
+    assert report.startswith("# Bug hunt") and "3 file(s) scanned" in report
+
+
 # -- workflow agents' typed tools on Ray workers ---------------------------------------------------
 
 
