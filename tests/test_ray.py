@@ -427,6 +427,7 @@ def test_the_cost_budget_holds_across_the_cluster(workspace: Path, ray_address: 
 
 @pytest.mark.timeout(120)
 def test_the_bug_hunt_example_runs_with_the_ray_executor(workspace: Path, ray_address: str) -> None:
+    # The CLI path of a workflow on Ray; its agents use built-in file tools, which stay on the driver.
     (workspace / "shoal.toml").write_text(ray_toml(ray_address))
     example = Path(__file__).resolve().parent.parent / "examples" / "bug_hunt" / "workflow.py"
     env = clean_env(SHOAL_REDIS_URL=REDIS)
