@@ -19,6 +19,7 @@ __all__ = [
     "BatchSettings",
     "BudgetConfig",
     "DraftSettings",
+    "ExecutorSettings",
     "JobSettings",
     "ModelLimits",
     "PlanSettings",
@@ -155,6 +156,16 @@ class BudgetConfig(_Strict):
     redis_timeout_s: float = Field(default=60.0, gt=0)  # Redis gone this long drains the job (exit 3)
 
 
+class ExecutorSettings(_Strict):
+    """Where items run: in this process ("local") or on a Ray cluster ("ray", the extra shoal[ray])."""
+
+    kind: Literal["local", "ray"] = "local"
+    # Ray only. Absent: start a local Ray on this machine; "auto": the cluster running here;
+    # "host:6379" (a head's GCS) or "ray://host:10001" (Ray Client).
+    address: str | None = None
+    workers: int | None = Field(default=None, gt=0, le=10_000)  # actors; default: the cluster's CPUs
+
+
 class ShoalConfig(_Strict):
     models: dict[str, str] = Field(default_factory=dict)  # alias -> "provider:model"
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
@@ -168,6 +179,7 @@ class ShoalConfig(_Strict):
     draft: DraftSettings = Field(default_factory=DraftSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
 
 def _describe(error: ValidationError) -> str:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from ..cluster import RayTarget, executor_providers, executor_tools, note_workers, ray_target
 from ..config import ShoalConfig, load_config
-from ..engine import Job, StateDir, StopSignal, open_job
+from ..engine import Job, ProviderSource, StateDir, StopSignal, open_job
 from ..providers import ModelRef, ProviderSet
 from ._common import refuse_unpriced, with_overrides
+from ._executor import with_executor
 from ._runtime import resume_argv, say
 
 __all__ = ["SHOWN_FAILURES", "Launch"]
@@ -32,6 +35,7 @@ class Launch:
     config: ShoalConfig  # shoal.toml with the command line's overrides on top
     providers: ProviderSet
     workspace: StateDir
+    cluster: RayTarget | None = None  # where items run: None is this process (the local executor)
 
     @classmethod
     def prepare(
@@ -42,15 +46,19 @@ class Launch:
         max_cost: float | None,
         argv: list[str] | None = None,
         config: ShoalConfig | None = None,
+        executor: str | None = None,
     ) -> Launch:
-        """`config` when the caller has already loaded it (with the same overrides)."""
+        """`config` when the caller has already loaded it (with the same overrides); `executor` is
+        --executor over shoal.toml's [executor] (a Ray cluster is checked here: exit 2 if unusable)."""
         if config is None:
             config = with_overrides(load_config(config_path), concurrency, max_cost)
+        config = with_executor(config, executor)
         return cls(
             argv=argv or resume_argv(),
             config=config,
             providers=ProviderSet(config, os.environ),
             workspace=StateDir(Path.cwd()),
+            cluster=ray_target(config, os.environ),
         )
 
     @property
@@ -68,16 +76,38 @@ class Launch:
             self.providers.check(ref)
         refuse_unpriced(self.config, refs)
 
-    def open(self, name: str, stop: StopSignal) -> AbstractAsyncContextManager[Job]:
-        return open_job(
-            workspace=self.workspace,
-            config=self.config,
-            name=name,
-            command=self.command,
-            env=os.environ,
-            stop=stop,
-            providers=self.providers,
-        )
+    @asynccontextmanager
+    async def open(
+        self, name: str, stop: StopSignal, *, remote: Literal["calls", "tools"] = "calls"
+    ) -> AsyncIterator[Job]:
+        """The job, its items placed by the executor: on Ray, model calls go to workers ("calls",
+        map and plans) or only agents' Python tools do ("tools", workflows); the driver journals."""
+        placed: AbstractAsyncContextManager[ProviderSource]
+        if remote == "calls":
+            placed = executor_providers(
+                self.cluster,
+                self.config,
+                os.environ,
+                job_name=name,
+                state_dir=self.workspace.state_dir,
+                local=self.providers,
+            )
+        else:
+            placed = executor_tools(self.cluster, state_dir=self.workspace.state_dir, local=self.providers)
+        async with (
+            placed as providers,
+            open_job(
+                workspace=self.workspace,
+                config=self.config,
+                name=name,
+                command=self.command,
+                env=os.environ,
+                stop=stop,
+                providers=providers,
+            ) as job,
+        ):
+            yield job
+            note_workers(job, say)
 
     def failures(self, failed: Mapping[str, str], count: int, *, where: str) -> None:
         """The first failures, one per line, then how many more (and `where` to see them)."""

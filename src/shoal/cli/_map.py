@@ -28,6 +28,7 @@ from ._batch import (
     with_fallback,
 )
 from ._common import ConcurrencyOption, totals_line, with_overrides
+from ._executor import ExecutorOption
 from ._launch import Launch
 from ._map_roles import RolesOptions, run_roles_command
 from ._runtime import resume_argv, run_async, say
@@ -91,6 +92,7 @@ def map_command(
     cancel_batches: Annotated[
         bool, typer.Option("--cancel-batches", help="Cancel this job's open batches and exit.")
     ] = False,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run one prompt template (or the roles of --roles) over every record of INPUT; results are appended
     to OUT."""
@@ -98,10 +100,7 @@ def map_command(
 
     async def main(stop: StopSignal) -> int:
         if roles is not None:
-            if prompt is not None or prompt_file is not None or schema is not None:
-                raise InputError(
-                    "--roles gives each role its prompt and schema: drop --prompt, --prompt-file, --schema"
-                )
+            _refuse_with_roles(prompt is not None or prompt_file is not None or schema is not None, executor)
             options = RolesOptions(
                 input_path,
                 roles,
@@ -122,8 +121,14 @@ def map_command(
             with_overrides(load_config(config_path), concurrency, max_cost), batch_fallback
         )
         launch = Launch.prepare(
-            config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv, config=config
+            config_path=config_path,
+            concurrency=concurrency,
+            max_cost=max_cost,
+            argv=argv,
+            config=config,
+            executor=executor,
         )
+        config = launch.config
         ref = resolve_model(model, config)
         use_batch = batch_config(config, batch, batch_fallback, [ref])
         check_max_tokens(
@@ -204,6 +209,15 @@ def _launch_estimate(plan: MapPlan, job: Job, model_key: str, *, use_batch: bool
     if warning:
         say(warning)
     job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
+
+
+def _refuse_with_roles(prompt_given: bool, executor: str | None) -> None:
+    if prompt_given:
+        raise InputError(
+            "--roles gives each role its prompt and schema: drop --prompt, --prompt-file, --schema"
+        )
+    if executor not in (None, "local"):
+        raise InputError("--roles runs on the local executor only (Ray: plain shoal map)")
 
 
 def _read_template(path: Path | None) -> str:

@@ -102,6 +102,7 @@ def run_plan_command(
     argv: list[str] | None = None,
     batch: bool = False,
     batch_fallback: Fallback | None = None,
+    executor: str | None = None,
 ) -> int:
     argv = argv or resume_argv()
 
@@ -110,9 +111,14 @@ def run_plan_command(
             with_overrides(load_config(config_path), concurrency, max_cost), batch_fallback
         )
         launch = Launch.prepare(
-            config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv, config=config
+            config_path=config_path,
+            concurrency=concurrency,
+            max_cost=max_cost,
+            argv=argv,
+            config=config,
+            executor=executor,
         )
-        root = launch.root
+        config, root = launch.config, launch.root
         plan = parse_plan(target, cwd=root)
         check_plan(plan, cwd=root)
         runs = _runs(plan, config, phase, retry_needs_review)

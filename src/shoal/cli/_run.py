@@ -10,6 +10,7 @@ import typer
 from .._states import PlanMode
 from ..errors import ExitCode
 from ._common import ConcurrencyOption
+from ._executor import ExecutorOption
 from ._runtime import say
 
 __all__ = ["run_command"]
@@ -50,6 +51,7 @@ def run_command(
             "--batch-fallback", help="batch or online: where requests go once batch attempts are spent."
         ),
     ] = None,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run every pending task of a batch plan, or a workflow script, as one job."""
     suffix = target.suffix.lower()
@@ -84,6 +86,7 @@ def run_command(
             max_cost=max_cost,
             config_path=config_path,
             retry_failed=retry_failed,
+            executor=executor,
         )
     elif suffix in (".md", ".markdown"):
         from ._plan import run_plan_command
@@ -100,6 +103,7 @@ def run_command(
             retry_needs_review=retry == "needs-review",
             batch=batch,
             batch_fallback="online" if batch_fallback == "online" else "batch" if batch_fallback else None,
+            executor=executor,
         )
     else:
         say(f"shoal: error: {target}: expected a batch plan (.md) or a workflow script (.py)")

@@ -91,6 +91,7 @@ def run_workflow_command(
     config_path: Path | None,
     retry_failed: bool = False,
     argv: list[str] | None = None,
+    executor: str | None = None,
 ) -> int:
     argv = argv or resume_argv()
 
@@ -98,7 +99,7 @@ def run_workflow_command(
         from ..workflows import bind_args, load_workflow, outline, phase_lines, run_workflow, status_line
 
         launch = Launch.prepare(
-            config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv
+            config_path=config_path, concurrency=concurrency, max_cost=max_cost, argv=argv, executor=executor
         )
         config, root = launch.config, launch.root
         _note_batch(config)
@@ -112,7 +113,7 @@ def run_workflow_command(
         if not confirm_launch(_summary(target, settings, seen, config, root), yes=yes):
             say("workflow: not started")
             return ExitCode.STOPPED
-        async with launch.open(f"workflow:{settings.name}", stop) as job:
+        async with launch.open(f"workflow:{settings.name}", stop, remote="tools") as job:
             # The dashboard shows the script as it was at launch, even if the file changes later.
             script = _text(target)
             job.journal.event(job.run_id, "script", None, source="workflow", path=str(target), text=script)

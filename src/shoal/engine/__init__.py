@@ -1,6 +1,15 @@
 """The engine: one controlled job under a shared rate budget, journaled call by call."""
 
-from ._caller import CallResult, CallSpec, CallStats, Exchange, ModelCaller, RetryPolicy, call_key
+from ._caller import (
+    CallResult,
+    CallSpec,
+    CallStats,
+    Exchange,
+    ModelCaller,
+    ProviderSource,
+    RetryPolicy,
+    call_key,
+)
 from ._executor import Executor, LocalExecutor
 from ._job import Job, StateDir, open_job
 from ._ledger import Ledger, Tally
@@ -18,6 +27,7 @@ __all__ = [
     "Ledger",
     "LocalExecutor",
     "ModelCaller",
+    "ProviderSource",
     "RetryPolicy",
     "StopSignal",
     "StopState",

@@ -34,6 +34,7 @@ __all__ = [
     "item_states",
     "items_of",
     "job_names",
+    "last_event_detail",
     "latest_run",
     "latest_snapshot",
     "open_readonly",
@@ -106,6 +107,19 @@ def latest_run(conn: sqlite3.Connection, job: str | None = None) -> RunRow | Non
 
 def runs_of(conn: sqlite3.Connection, job: str) -> list[RunRow]:
     return [_run(row) for row in conn.execute("SELECT * FROM runs WHERE job = ? ORDER BY id", (job,))]
+
+
+def last_event_detail(conn: sqlite3.Connection, run_id: int, kind: str) -> dict[str, Any] | None:
+    """The detail of a run's latest event of one kind (say, "workers" at the end of a Ray run)."""
+    if not table_exists(conn, "events"):
+        return None
+    row = conn.execute(
+        "SELECT detail FROM events WHERE run_id = ? AND kind = ? ORDER BY id DESC LIMIT 1", (run_id, kind)
+    ).fetchone()
+    if row is None or row["detail"] is None:
+        return None
+    detail = json.loads(row["detail"])
+    return detail if isinstance(detail, dict) else None
 
 
 def latest_snapshot(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:

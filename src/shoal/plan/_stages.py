@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._states import PlanStage
+from ..cluster import lint_runner
 from ..engine import CallResult, CallSpec, Job, StateDir
 from ..gate import (
     REVIEW_SCHEMA,
@@ -27,7 +28,6 @@ from ..gate import (
     register,
     required_fields,
     review_prompt,
-    run_lint,
     self_check_prompt,
     ship_file,
     spot_check,
@@ -211,7 +211,8 @@ class StageRunner:
         violations: list[str] = []
         started = self.job.clock.now()
         for command in self.plan.lint_commands:
-            result = await run_lint(command, staged, cwd=self.root, timeout_s=self.settings.lint_timeout_s)
+            lint = lint_runner(self.job)  # on a Ray worker with the executor "ray"
+            result = await lint(command, staged, cwd=self.root, timeout_s=self.settings.lint_timeout_s)
             if not result.passed:
                 violations.extend(result.violations)
         # "check" events feed the report's "where the time went" next to queue and model time.

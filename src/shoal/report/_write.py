@@ -20,6 +20,7 @@ from ._sections import (
     tokens_section,
 )
 from ._throughput import throughput_section
+from ._workers import workers_section
 
 __all__ = ["ReportFiles", "build_sections", "write_report"]
 
@@ -33,10 +34,12 @@ class ReportFiles:
 
 
 def build_sections(data: ReportData) -> list[Section]:
+    workers = workers_section(data)  # Ray runs only
     return [
         overview_section(data),
         throughput_section(data),
         time_section(data),
+        *([workers] if workers is not None else []),
         tokens_section(data),
         cost_section(data),
         outcomes_section(data),

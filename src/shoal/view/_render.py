@@ -177,6 +177,14 @@ def _footer(status: dict[str, Any]) -> list[Text]:
                 f"   429s {count(run['rate_limited'])}, retries {count(run['retries'])}"
             )
         )
+    for worker in status.get("cluster") or []:
+        lost = ", lost (its requests went to another worker)" if worker.get("lost") else ""
+        lines.append(
+            Text(
+                f"ray worker on node {worker['node']}: {count(worker['done'])} done, "
+                f"{worker['running']} running, {duration(worker['busy_s'])} busy{lost}"
+            )
+        )
     outages = status.get("outages") or {}
     for provider, down_for in (outages.get("down") or {}).items():
         lines.append(
@@ -253,6 +261,10 @@ def compact_line(status: dict[str, Any]) -> str:
     ]
     if workers is not None:
         parts.append(f"{workers['in_flight']}/{_ceiling(workers)} in flight")
+    cluster = status.get("cluster") or []
+    if cluster:
+        running = sum(int(w["running"]) for w in cluster)
+        parts.append(f"ray {len(cluster)} workers, {running} running")
     for model in status["models"]:
         pcts = (model["usage"] or {}).get("percent") or {}
         if pcts:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..cluster import workers_of
 from ..engine import Job
 
 __all__ = ["SNAPSHOT_VERSION", "capture"]
@@ -50,6 +51,7 @@ def capture(job: Job, *, stages: Sequence[str] = ()) -> dict[str, Any]:
             "limit": job.caller.limit,
             "auto": job.caller.tuner is not None,
         },
+        "cluster": [worker.as_dict() for worker in workers_of(job)],  # Ray workers; empty when local
         "outages": {
             gate.provider: {
                 "down_for_s": round(gate.down_for, 3),

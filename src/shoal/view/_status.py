@@ -25,6 +25,7 @@ from ..journal import (
     event_counts,
     item_counts,
     item_states,
+    last_event_detail,
     latest_run,
     latest_snapshot,
     reading,
@@ -192,6 +193,7 @@ class _Reader:
             "phases": _phases(ordered),
             "stages": [stage.as_dict() for stage in ordered],
             "workers": None if workers is None else {**workers, **_counters(snap)},
+            "cluster": self._cluster(snap),
             "totals": {
                 "job": {**totals["job"].as_dict(), "retries": _sum_kind(events, "retry")},
                 "run": {**totals["run"].as_dict(), "retries": events.get((True, "retry"), 0)},
@@ -260,6 +262,13 @@ class _Reader:
             first = group.first_id
             stage.first_call = first if stage.first_call is None else min(stage.first_call, first)
         return totals, models
+
+    def _cluster(self, snap: dict[str, Any]) -> list[dict[str, Any]]:
+        """Ray workers: live from the snapshot, else as the run's end left them (its "workers" event)."""
+        if self.live:
+            return list(snap.get("cluster") or [])
+        detail = last_event_detail(self.conn, self.run.id, "workers") or {}
+        return list(detail.get("workers") or [])
 
     def _events(self) -> dict[tuple[bool, str], int]:
         """Counts by (this run?, kind), and by (this run?, "kind@model") for per-model figures."""

@@ -23,6 +23,7 @@ from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, WrapperToolse
 from pydantic_ai.toolsets.abstract import ToolsetTool
 from pydantic_ai.usage import UsageLimits
 
+from ..cluster import place_tools
 from ..engine import Stopped, is_call_specific
 from ..errors import ModelCallError
 from ..journal import ItemStatus
@@ -233,7 +234,7 @@ async def _run(
     job.journal.write_nowait([running])
     toolsets: list[AbstractToolset[Any]] = []
     if tool_names or functions:
-        listed: list[Any] = list(functions)
+        listed: list[Any] = place_tools(job, functions)  # on Ray workers with the executor "ray"
         if tool_names:
             where = await _workspace_for(runtime, path)
             hidden = [p.api_key_env for p in job.config.providers.values() if p.api_key_env]

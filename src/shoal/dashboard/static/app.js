@@ -168,6 +168,13 @@ function renderStatus(s) {
     cell(tr, fmtCount(m.job.calls), "num");
     cell(tr, fmtMoney(m.job.cost_usd), "num");
   });
+  const cluster = s.cluster || [];
+  $("cluster-section").hidden = cluster.length === 0;
+  fillTable("cluster", cluster, (tr, wk) => {
+    cell(tr, wk.name); cell(tr, wk.node);
+    cell(tr, fmtCount(wk.done), "num"); cell(tr, fmtCount(wk.running), "num");
+    cell(tr, fmtDuration(wk.busy_s), "num"); cell(tr, wk.lost ? "lost" : "up");
+  });
   history.push([s.now, s.progress.finished]);
   if (history.length > 600) history.shift();
   drawSpark();
