@@ -20,6 +20,7 @@ from ..cluster import RayTarget, executor_providers, executor_tools, note_worker
 from ..config import ShoalConfig, load_config
 from ..engine import Job, ProviderSource, StateDir, StopSignal, open_job
 from ..providers import ModelRef, ProviderSet
+from ._batch import Fallback, with_fallback
 from ._common import refuse_unpriced, with_overrides
 from ._executor import with_executor
 from ._runtime import resume_argv, say
@@ -47,12 +48,14 @@ class Launch:
         argv: list[str] | None = None,
         config: ShoalConfig | None = None,
         executor: str | None = None,
+        batch_fallback: Fallback | None = None,
     ) -> Launch:
         """`config` when the caller has already loaded it (with the same overrides); `executor` is
-        --executor over shoal.toml's [executor] (a Ray cluster is checked here: exit 2 if unusable)."""
+        --executor over shoal.toml's [executor] (a Ray cluster is checked here: exit 2 if unusable);
+        `batch_fallback` is --batch-fallback over [batch] fallback."""
         if config is None:
             config = with_overrides(load_config(config_path), concurrency, max_cost)
-        config = with_executor(config, executor)
+        config = with_fallback(with_executor(config, executor), batch_fallback)
         return cls(
             argv=argv or resume_argv(),
             config=config,

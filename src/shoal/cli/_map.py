@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from ..config import load_config
 from ..engine import Job, StopSignal
 from ..errors import InputError
 from ..estimate import Estimate, estimate_map
@@ -25,9 +24,8 @@ from ._batch import (
     cancel_job_batches,
     estimate_lines,
     maybe_batch_round,
-    with_fallback,
 )
-from ._common import ConcurrencyOption, totals_line, with_overrides
+from ._common import ConcurrencyOption, totals_line
 from ._executor import ExecutorOption
 from ._launch import Launch
 from ._map_roles import RolesOptions, run_roles_command
@@ -117,16 +115,13 @@ def map_command(
         if model is None:
             raise InputError("Missing option '--model' (or --roles with a model per role)")
         template = _template(prompt, prompt_file)
-        config = with_fallback(
-            with_overrides(load_config(config_path), concurrency, max_cost), batch_fallback
-        )
         launch = Launch.prepare(
             config_path=config_path,
             concurrency=concurrency,
             max_cost=max_cost,
             argv=argv,
-            config=config,
             executor=executor,
+            batch_fallback=batch_fallback,
         )
         config = launch.config
         ref = resolve_model(model, config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..config import ShoalConfig, load_config
+from ..config import ShoalConfig
 from ..engine import StopSignal
 from ..errors import ExitCode, InputError
 from ..estimate import Estimate
@@ -29,8 +29,8 @@ from ..preflight import check_max_tokens, check_plan, check_workspace
 from ..pricing import PriceBook
 from ..providers import ModelRef, resolve_model
 from ..view import watch_job
-from ._batch import Fallback, batch_config, estimate_lines, maybe_batch_round, with_fallback
-from ._common import totals_line, with_overrides
+from ._batch import Fallback, batch_config, estimate_lines, maybe_batch_round
+from ._common import totals_line
 from ._confirm import confirm_launch
 from ._launch import Launch
 from ._runtime import resume_argv, run_async, say
@@ -107,16 +107,13 @@ def run_plan_command(
     argv = argv or resume_argv()
 
     async def main(stop: StopSignal) -> int:
-        config = with_fallback(
-            with_overrides(load_config(config_path), concurrency, max_cost), batch_fallback
-        )
         launch = Launch.prepare(
             config_path=config_path,
             concurrency=concurrency,
             max_cost=max_cost,
             argv=argv,
-            config=config,
             executor=executor,
+            batch_fallback=batch_fallback,
         )
         config, root = launch.config, launch.root
         plan = parse_plan(target, cwd=root)
