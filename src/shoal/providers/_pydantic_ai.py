@@ -109,32 +109,12 @@ class PydanticAIProvider:
             settings,
             self._parameters(model, request),
         )
-        return ModelReply(
-            text=_answer_text(response),
-            usage=Usage(
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                cached_tokens=response.usage.cache_read_tokens,
-            ),
-            finish_reason=response.finish_reason,
-            rate=rate,
-        )
+        return _reply(response, rate)
 
     async def _complete_turn(self, model_name: str, turn: AgentTurn) -> ModelReply:
         """An agent's turn sent as pydantic-ai shaped it; the reply carries the whole response."""
         response, rate = await self._send(model_name, list(turn.messages), turn.settings, turn.parameters)
-        return ModelReply(
-            text=_answer_text(response),
-            usage=Usage(
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                cached_tokens=response.usage.cache_read_tokens,
-            ),
-            finish_reason=response.finish_reason,
-            rate=rate,
-            response=response,
-            stored=ModelMessagesTypeAdapter.dump_json([response]).decode(),
-        )
+        return _reply(response, rate, whole=True)
 
     async def _send(
         self,
@@ -158,6 +138,23 @@ class PydanticAIProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _reply(response: ModelResponse, rate: RateSnapshot, *, whole: bool = False) -> ModelReply:
+    """The reply for a pydantic-ai response; `whole` keeps the response itself and its journal form,
+    which an agent turn needs to continue (plain calls keep only the text)."""
+    return ModelReply(
+        text=_answer_text(response),
+        usage=Usage(
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            cached_tokens=response.usage.cache_read_tokens,
+        ),
+        finish_reason=response.finish_reason,
+        rate=rate,
+        response=response if whole else None,
+        stored=ModelMessagesTypeAdapter.dump_json([response]).decode() if whole else None,
+    )
 
 
 def _answer_text(response: ModelResponse) -> str:
