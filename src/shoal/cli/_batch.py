@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +17,7 @@ from ..engine._batch_cancel import cancel_open_batches
 from ..errors import InputError
 from ..estimate import Estimate, _money
 from ..journal import BatchBook, Journal, WorkspaceLock
+from ..pricing import PriceBook
 from ..providers import ModelRef
 from ..providers._batch import BATCH_PROVIDERS, BatchProviderSet
 from ._runtime import run_async, say
@@ -27,6 +28,7 @@ __all__ = [
     "cancel_command",
     "cancel_job_batches",
     "estimate_lines",
+    "launch_estimate",
     "maybe_batch_round",
     "with_fallback",
 ]
@@ -111,6 +113,19 @@ def cancel_command(
         return 0
 
     raise typer.Exit(run_async(main))
+
+
+def launch_estimate(
+    estimate_at: Callable[[PriceBook], Estimate], prices: PriceBook, *, batch: bool
+) -> tuple[Estimate, list[str]]:
+    """The estimate a job is held to (at batch prices with --batch) and the lines that show it:
+    the online estimate, then with --batch the batch one beside it."""
+    estimate = estimate_at(prices)
+    lines = [estimate.line()]
+    if batch:
+        online, estimate = estimate, estimate_at(prices.batch_view())
+        lines.append(estimate_lines(online, estimate))
+    return estimate, lines
 
 
 def estimate_lines(online: Estimate, batch: Estimate) -> str:

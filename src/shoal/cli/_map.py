@@ -22,7 +22,7 @@ from ._batch import (
     Fallback,
     batch_config,
     cancel_job_batches,
-    estimate_lines,
+    launch_estimate,
     maybe_batch_round,
 )
 from ._common import ConcurrencyOption, totals_line
@@ -195,11 +195,9 @@ def _launch_estimate(plan: MapPlan, job: Job, model_key: str, *, use_batch: bool
             rows=job.journal.iter_usage(plan.job_name),
         )
 
-    estimate = estimate_at(job.ledger.prices)
-    say(f"map: {estimate.line()}")
-    if use_batch:
-        online, estimate = estimate, estimate_at(job.ledger.prices.batch_view())
-        say(f"map: {estimate_lines(online, estimate)}")
+    estimate, lines = launch_estimate(estimate_at, job.ledger.prices, batch=use_batch)
+    for line in lines:
+        say(f"map: {line}")
     warning = estimate.budget_warning(job.config.job.max_cost_usd)
     if warning:
         say(warning)

@@ -29,7 +29,7 @@ from ..preflight import check_max_tokens, check_plan, check_workspace
 from ..pricing import PriceBook
 from ..providers import ModelRef, resolve_model
 from ..view import watch_job
-from ._batch import Fallback, batch_config, estimate_lines, maybe_batch_round
+from ._batch import Fallback, batch_config, launch_estimate, maybe_batch_round
 from ._common import totals_line
 from ._confirm import confirm_launch
 from ._launch import Launch
@@ -144,11 +144,8 @@ def run_plan_command(
                 journal=launch.workspace.journal_path,
             )
 
-        estimate = estimate_at(PriceBook.from_config(config))
-        shown = estimate.line()
-        if use_batch:
-            online, estimate = estimate, estimate_at(PriceBook.from_config(config).batch_view())
-            shown += "\n" + estimate_lines(online, estimate)
+        estimate, lines = launch_estimate(estimate_at, PriceBook.from_config(config), batch=use_batch)
+        shown = "\n".join(lines)
         warning = estimate.budget_warning(config.job.max_cost_usd)
         if warning:
             say(warning)
