@@ -274,8 +274,8 @@ def test_joining_a_running_cluster_by_auto_or_ray_client(
     (workspace / "shoal.toml").write_text(ray_toml(address, "workers = 2\n"))
     with FakeServer(FakeSettings(limits=FakeLimits(rpm=100_000, tpm=50_000_000), latency_s=0.01)) as server:
         result = run_shoal(workspace, *MAP_ARGV, env={**map_env(server), **extra})
+        assert result.returncode == 0, result.stderr
         assert server.backend.stats["requests"] == 20
-    assert result.returncode == 0, result.stderr
     assert sorted(output_ids(workspace / "out.jsonl")) == ids
     assert worker_requests(workspace) == 20
 

@@ -6,7 +6,8 @@ import importlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from ..errors import ConfigError
 __all__ = ["RayTarget", "executor_providers", "executor_tools", "ray_target"]
 
 _PROBE_TIMEOUT_S = 5.0
+_JOIN_ATTEMPTS = 3
+_JOIN_PAUSE_S = 1.0
 _LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # items and replies are small; keep /dev/shm free
 # Environment a worker's provider adapters read (keys and base URLs); shipped with the actor.
 _WORKER_ENV_PREFIXES = ("OPENAI_", "ANTHROPIC_", "SHOAL_")
@@ -78,14 +81,6 @@ def ray_target(config: ShoalConfig, env: Mapping[str, str]) -> RayTarget | None:
     return RayTarget(address, settings.workers)
 
 
-def _need_ray_client(address: str) -> None:
-    try:
-        importlib.import_module("grpc")
-    except ImportError:
-        needed = "pip install 'ray[client]'"
-        raise ConfigError(f"[executor] address {address} needs Ray Client: {needed}") from None
-
-
 def _probe(address: str) -> None:
     """A TCP connect first: Ray itself retries an unreachable address for a minute or more."""
     split = urlsplit(address if "://" in address else f"gcs://{address}")
@@ -125,9 +120,37 @@ def _connect(target: RayTarget, state_dir: Path) -> None:
             )
             record_processes(state_dir)
         else:
-            ray.init(address=target.address, **common)
+            _join(ray.init, target.address, common)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"cannot join the Ray cluster at {target.address}: {exc}") from None
+        raise ConfigError(f"cannot join the Ray cluster at {target.address}: {_one_line(exc)}") from None
+
+
+def _join(
+    init: Callable[..., object],
+    address: str,
+    options: Mapping[str, Any],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """ray.init on a cluster. A Ray Client proxy starts one server process per driver, and on a busy
+    head that start sometimes fails ("Initialization failure from server"); another try gets a new
+    one. Ray disconnects a failed client itself, so init can simply run again."""
+    for attempt in range(1, _JOIN_ATTEMPTS + 1):
+        try:
+            init(address=address, **options)
+            return
+        except ConnectionAbortedError:
+            if attempt == _JOIN_ATTEMPTS or not address.startswith("ray://"):
+                raise
+            sleep(_JOIN_PAUSE_S * attempt)
+
+
+def _one_line(exc: BaseException) -> str:
+    """Ray's errors can carry a server traceback; a refusal is one line: its first and its last."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(exc).__name__
+    return f"{lines[0].rstrip(':')}: {lines[-1]}"
 
 
 def _worker_env(config: ShoalConfig, env: Mapping[str, str]) -> dict[str, str]:
