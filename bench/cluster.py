@@ -34,7 +34,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from shoal.cluster import RayTarget, executor_tools, workers_of
 from shoal.config import ModelLimits, ShoalConfig
-from shoal.engine import StopSignal, Workspace, open_job
+from shoal.engine import StateDir, StopSignal, open_job
 from shoal.providers._http import make_http_client
 from shoal.providers._pydantic_ai import PydanticAIProvider
 from shoal.workflows import agent, run_workflow, workflow
@@ -98,7 +98,7 @@ async def run_once(root: Path, agents: int, target: RayTarget | None) -> tuple[f
     async with (
         executor_tools(target, state_dir=root / ".shoal", local=Scripted()) as providers,
         open_job(
-            workspace=Workspace(root),
+            state=StateDir(root),
             config=CONFIG,
             name="workflow:cpu-tools",
             command="bench",

@@ -43,7 +43,7 @@ async def measure(calls: int, concurrency: int, root: Path) -> float:
         job=JobSettings(concurrency=concurrency),
     )
     async with open_job(
-        workspace=StateDir(root),
+        state=StateDir(root),
         config=config,
         name="overhead",
         command="bench",

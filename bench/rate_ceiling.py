@@ -203,7 +203,7 @@ def shoal_variant(configured: bool) -> Callable[[FakeServer, list[Job]], Awaitab
         failed = 0
         with tempfile.TemporaryDirectory() as root:
             async with open_job(
-                workspace=StateDir(Path(root)),
+                state=StateDir(Path(root)),
                 config=config,
                 name="bench",
                 command="bench",

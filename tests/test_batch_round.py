@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shoal.config import BatchSettings, ProviderSettings, ShoalConfig
-from shoal.engine import CallSpec, StopSignal, Workspace, open_job
+from shoal.engine import CallSpec, StateDir, StopSignal, open_job
 from shoal.engine._batch import BatchRound
 from shoal.fake import FakeBatchSettings, FakeServer, FakeSettings
 from shoal.journal import BatchBook, BatchState
@@ -76,7 +76,7 @@ def config_for(server: FakeServer, **batch: object) -> ShoalConfig:
 
 async def run_round(workspace: Path, config: ShoalConfig, calls: list[CallSpec], crash: bool = False):
     async with open_job(
-        workspace=Workspace(workspace), config=config, name="job", command="test", env={}, stop=StopSignal()
+        state=StateDir(workspace), config=config, name="job", command="test", env={}, stop=StopSignal()
     ) as job:
         adapters = BatchProviderSet(config, {})
         source = CrashAfterCreate(adapters) if crash else adapters

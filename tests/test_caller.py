@@ -76,7 +76,7 @@ def config(**job: object) -> ShoalConfig:
 def open_scripted(workspace: Path) -> Callable[..., object]:
     def opener(provider: Scripted, cfg: ShoalConfig | None = None) -> AsyncIterator[Job]:
         return open_job(  # type: ignore[return-value]
-            workspace=StateDir(workspace),
+            state=StateDir(workspace),
             config=cfg or config(),
             name="test-job",
             command="test",
@@ -250,7 +250,7 @@ async def test_rehearsal_provider_answers_without_a_key(workspace: Path) -> None
     cfg = ShoalConfig()
     ref = ModelRef("rehearsal", "demo")
     async with open_job(
-        workspace=StateDir(workspace),
+        state=StateDir(workspace),
         config=cfg,
         name="r",
         command="t",

@@ -62,7 +62,7 @@ def config(max_cost_usd: float) -> ShoalConfig:
 
 def opened(workspace: Path, provider: Held, cfg: ShoalConfig):  # type: ignore[no-untyped-def]
     return open_job(
-        workspace=StateDir(workspace),
+        state=StateDir(workspace),
         config=cfg,
         name="budget-job",
         command="test",

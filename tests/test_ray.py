@@ -34,7 +34,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from shoal.cluster import RayTarget, executor_tools, workers_of
 from shoal.config import ModelLimits, ShoalConfig
-from shoal.engine import StopSignal, Workspace, open_job
+from shoal.engine import StateDir, StopSignal, open_job
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 from shoal.providers import load_replies
 from shoal.providers._http import make_http_client
@@ -492,7 +492,7 @@ async def test_workflow_typed_tools_run_on_ray_workers(workspace: Path, ray_addr
     async with (
         executor_tools(target, state_dir=workspace / ".shoal", local=Scripted(script)) as providers,
         open_job(
-            workspace=Workspace(workspace),
+            state=StateDir(workspace),
             config=config,
             name="workflow:raytools",
             command="test",

@@ -263,7 +263,7 @@ async def run_rehearsal_job(workspace: Path, console: Console, count: int = 12) 
         max_tokens=30,
     )
     async with open_job(
-        workspace=StateDir(workspace),
+        state=StateDir(workspace),
         config=config,
         name=plan.job_name,
         command="shoal map in.jsonl",

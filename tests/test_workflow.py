@@ -65,7 +65,7 @@ class Harness:
         settings = FakeSettings(limits=FakeLimits(), latency_s=0.0, jitter=0.0, replies=self.replies)
         providers = ProviderSet(cfg, {}, rehearsal_settings=lambda model: settings)
         async with open_job(
-            workspace=StateDir(self.root),
+            state=StateDir(self.root),
             config=cfg,
             name=f"workflow:{wf.name}",
             command="test",

@@ -184,7 +184,7 @@ CONFIG = ShoalConfig(limits={"openai:scripted": ModelLimits(rpm=60_000, tpm=10_0
 
 async def run(wf: Any, root: Path, scripted: Scripted, stop: StopSignal | None = None) -> WorkflowResult:
     async with open_job(
-        workspace=StateDir(root),
+        state=StateDir(root),
         config=CONFIG,
         name=f"workflow:{wf.name}",
         command="test",

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import typer
 
 from ..config import ShoalConfig, load_config
-from ..engine import Job, Workspace
+from ..engine import Job, StateDir
 from ..engine._batch import BatchRound
 from ..engine._batch_cancel import cancel_open_batches
 from ..errors import InputError
@@ -88,7 +88,7 @@ def cancel_command(
 
     async def main(stop: object) -> int:
         config = load_config(config_path)
-        workspace = Workspace(Path.cwd())
+        workspace = StateDir(Path.cwd())
         if not workspace.journal_path.exists():
             raise InputError(
                 "no journal here (.shoal/journal.db): nothing was ever submitted from this directory"

@@ -152,7 +152,7 @@ async def _draft(
     launch.check_models([ref])
     check_workspace(root)
     name = draft_job_name(kind, task, target)
-    journal_path = launch.workspace.journal_path
+    journal_path = launch.state.journal_path
     if out.exists() and not force and not read_usage(journal_path, name):
         raise InputError(f"--out {out}: already exists; pass --force to replace it")
     caps = size_caps(assessment, answer_tokens=config.job.max_tokens)

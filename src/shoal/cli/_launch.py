@@ -2,7 +2,7 @@
 
 Every job command does the same around its own checks and its run: capture the command line to
 resume with, apply --concurrency and --max-cost over shoal.toml, check each model's provider and
-price, open the job in the workspace, and after the run print the first failures and the line
+price, open the job in its state directory, and after the run print the first failures and the line
 that says how to resume or rerun. `Launch` does those once; the commands keep only what differs.
 """
 
@@ -35,7 +35,7 @@ class Launch:
     argv: list[str]  # the command as typed, to resume with
     config: ShoalConfig  # shoal.toml with the command line's overrides on top
     providers: ProviderSet
-    workspace: StateDir
+    state: StateDir
     cluster: RayTarget | None = None  # where items run: None is this process (the local executor)
 
     @classmethod
@@ -60,7 +60,7 @@ class Launch:
             argv=argv or resume_argv(),
             config=config,
             providers=ProviderSet(config, os.environ),
-            workspace=StateDir(Path.cwd()),
+            state=StateDir(Path.cwd()),
             cluster=ray_target(config, os.environ),
         )
 
@@ -70,7 +70,7 @@ class Launch:
 
     @property
     def root(self) -> Path:
-        return self.workspace.root
+        return self.state.root
 
     def check_models(self, models: Iterable[ModelRef]) -> None:
         """Every model's provider is usable (its key is set), and priced when a cost budget is set."""
@@ -92,15 +92,15 @@ class Launch:
                 self.config,
                 os.environ,
                 job_name=name,
-                state_dir=self.workspace.state_dir,
+                state_dir=self.state.state_dir,
                 local=self.providers,
             )
         else:
-            placed = executor_tools(self.cluster, state_dir=self.workspace.state_dir, local=self.providers)
+            placed = executor_tools(self.cluster, state_dir=self.state.state_dir, local=self.providers)
         async with (
             placed as providers,
             open_job(
-                workspace=self.workspace,
+                state=self.state,
                 config=self.config,
                 name=name,
                 command=self.command,

@@ -146,7 +146,7 @@ def map_command(
         check_output_file(
             out,
             inputs=[(label, path) for label, path in inputs if path is not None],
-            state_dir=launch.workspace.state_dir,
+            state_dir=launch.state.state_dir,
         )
         check_workspace(launch.root)
         async with launch.open(plan.job_name, stop) as job:

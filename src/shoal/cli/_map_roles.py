@@ -88,7 +88,7 @@ async def run_roles_command(options: RolesOptions, stop: StopSignal, argv: list[
             ("--roles", options.roles_path),
             *(("schema", path) for path in plan.schema_paths),
         ],
-        state_dir=launch.workspace.state_dir,
+        state_dir=launch.state.state_dir,
     )
     check_workspace(launch.root)
     async with launch.open(plan.job_name, stop) as job:

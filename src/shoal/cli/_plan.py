@@ -141,7 +141,7 @@ def run_plan_command(
                 lint=bool(plan.lint_commands),
                 settings=settings,
                 prices=prices,
-                journal=launch.workspace.journal_path,
+                journal=launch.state.journal_path,
             )
 
         estimate, lines = launch_estimate(estimate_at, PriceBook.from_config(config), batch=use_batch)

@@ -80,7 +80,7 @@ async def run_dry(script: Path, root: Path, *, out: Path, config: ShoalConfig) -
     models = tuple(dict.fromkeys([default, *named]))
     dry = replace(settings, target=None, token_budget=None)
     async with open_job(
-        workspace=StateDir(root),
+        state=StateDir(root),
         config=_dry_config(config),
         name=f"workflow:{settings.name}",
         command="shoal draft (rehearsal dry run)",

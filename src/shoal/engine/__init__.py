@@ -1,15 +1,7 @@
 """The engine: one controlled job under a shared rate budget, journaled call by call."""
 
-from ._caller import (
-    CallResult,
-    CallSpec,
-    CallStats,
-    Exchange,
-    ModelCaller,
-    ProviderSource,
-    RetryPolicy,
-    call_key,
-)
+from ._caller import ModelCaller
+from ._calls import CallResult, CallSpec, CallStats, Exchange, ProviderSource, RetryPolicy, call_key
 from ._executor import Executor, LocalExecutor
 from ._job import Job, StateDir, open_job
 from ._ledger import Ledger, Tally
@@ -34,11 +26,7 @@ __all__ = [
     "Stopped",
     "Tally",
     "StateDir",
-    "Workspace",
     "call_key",
     "is_call_specific",
     "open_job",
 ]
-
-# The old name of StateDir, kept only so that branches written against it still merge; use StateDir.
-Workspace = StateDir

@@ -30,7 +30,7 @@ from ..journal import BatchBook, BatchRow, BatchState, CallRecord
 from ..providers._batch_types import BatchFailure, BatchProvider, BatchTag, ItemOutcome
 from ..providers._types import ModelReply, Usage
 from ._batch_account import BatchAccountError, account_error
-from ._caller import CallResult, CallSpec, call_key
+from ._calls import CallResult, CallSpec, call_key
 from ._job import Job
 
 __all__ = ["BatchAccountError", "BatchProviderSource", "BatchRound", "BatchRoundResult", "OpenBatch"]

@@ -1,4 +1,4 @@
-"""One run of a job: the workspace lock, the journal, the budgets, the providers and the caller,
+"""One run of a job: the state directory's lock, the journal, the budgets, the providers and the caller,
 opened together and closed together."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from ..journal import Journal, RunStatus, WorkspaceLock
 from ..pricing import PriceBook
 from ..providers import ProviderSet, by_model_key
 from ._autotune import TunerSettings
-from ._caller import ModelCaller, ProviderSource, RetryPolicy
+from ._caller import ModelCaller
+from ._calls import ProviderSource, RetryPolicy
 from ._ledger import Ledger
 from ._outage import OutageSettings
 from ._stop import StopSignal
@@ -80,7 +81,7 @@ class Job:
 @asynccontextmanager
 async def open_job(
     *,
-    workspace: StateDir,
+    state: StateDir,
     config: ShoalConfig,
     name: str,
     command: str,
@@ -105,14 +106,14 @@ async def open_job(
         settings=budget_settings or BudgetSettings(max_pause_s=config.job.max_pause_s),
         on_lost=stop.drain,
     )
-    lock = WorkspaceLock(workspace.lock_path)
+    lock = WorkspaceLock(state.lock_path)
     try:
         lock.acquire(command)
     except BaseException:
         await budgets.aclose()
         raise
     try:
-        journal = Journal.open(workspace.journal_path, clock)
+        journal = Journal.open(state.journal_path, clock)
         try:
             run_id = await journal.begin_run(name, command, os.getpid())
             settings = config.job
