@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from shoal.cluster import WorkerStat
 from shoal.fake import FakeLimits, FakeServer, FakeSettings, Hold
 
 from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, write_records
@@ -299,7 +300,15 @@ def check_page(
     assert page.text_content("#source") == "Explain {topic}."
 
 
-def test_the_page_says_interrupted_and_when_max_tokens_limit_throughput(tmp_path: Path, spawn: Spawn) -> None:
+RAY_WORKERS = [
+    WorkerStat("shoal-1a2b-101-0-0", node="node-aaaa", done=40, running=3, busy_s=21.5).as_dict(),
+    WorkerStat("shoal-1a2b-102-1-0", node="node-bbbb", done=12, busy_s=6.0, lost=True).as_dict(),
+]
+
+
+def test_the_page_shows_an_interrupted_run_ray_workers_and_a_max_tokens_limit(
+    tmp_path: Path, spawn: Spawn
+) -> None:
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -315,7 +324,7 @@ def test_the_page_says_interrupted_and_when_max_tokens_limit_throughput(tmp_path
         now = time.time()
         path = live / ".shoal" / "journal.db"
         await journal_with_live_snapshot(
-            path, learning=False, max_tokens=2000, at=now - 30, snapshot_at=now + 600
+            path, learning=False, max_tokens=2000, at=now - 30, snapshot_at=now + 600, cluster=RAY_WORKERS
         )
         journal = Journal.open(dead / ".shoal" / "journal.db")  # a run whose process is gone
         await journal.begin_run("map:/tmp/x.jsonl", "shoal map x", gone.pid)
@@ -337,6 +346,18 @@ def test_the_page_says_interrupted_and_when_max_tokens_limit_throughput(tmp_path
                     )
                     assert advice in (page.text_content("#advice") or "")
                     assert page.is_visible("#advice")
+                    # A Ray job's workers get their own table; a local job shows none.
+                    rows = page.eval_on_selector_all(
+                        "#cluster tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+                    )
+                    if where is live:
+                        assert page.is_visible("#cluster-section")
+                        assert [(r[0], r[1], r[2], r[3], r[5]) for r in rows] == [
+                            ("shoal-1a2b-101-0-0", "node-aaaa", "40", "3", "up"),
+                            ("shoal-1a2b-102-1-0", "node-bbbb", "12", "0", "lost"),
+                        ]
+                    else:
+                        assert not page.is_visible("#cluster-section") and rows == []
                     page.close()
         finally:
             browser.close()

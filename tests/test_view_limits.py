@@ -57,7 +57,13 @@ def test_reservations_that_fill_the_token_limit_while_answers_are_short_are_name
 
 
 async def journal_with_live_snapshot(
-    path: Path, *, learning: bool, max_tokens: int, at: float = T0, snapshot_at: float | None = None
+    path: Path,
+    *,
+    learning: bool,
+    max_tokens: int,
+    at: float = T0,
+    snapshot_at: float | None = None,
+    cluster: list[dict[str, Any]] | None = None,
 ) -> None:
     """A run started at `at`: ten answers of about 100 tokens, and a snapshot of its budget."""
     journal = Journal.open(path, Clock(at))
@@ -101,6 +107,7 @@ async def journal_with_live_snapshot(
             }
         },
         "ledger": {"max_cost_usd": None, "reserved_usd": 0.0, "unpriced": []},
+        "cluster": cluster or [],
     }
     journal.snapshot(run_id, snapshot)
     await journal.close()
