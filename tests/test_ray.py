@@ -438,6 +438,35 @@ def test_the_bug_hunt_example_runs_with_the_ray_executor(workspace: Path, ray_ad
     assert report.startswith("# Bug hunt") and "3 file(s) scanned" in report
 
 
+@pytest.mark.timeout(120)
+def test_rehearsal_scripted_tool_calls_run_on_ray_workers_from_the_cli(
+    workspace: Path, ray_address: str
+) -> None:
+    (workspace / "flow.py").write_text(
+        "import os\n"
+        "from shoal import agent, parallel, workflow\n\n"
+        "def where_am_i(n: int) -> str:\n"
+        "    return f'pid {os.getpid()}: {n * 2}'\n\n"
+        "@workflow(name='raycli')\n"
+        "async def main() -> str:\n"
+        "    ask = lambda i: agent(f'Where, {i}?', tools=[where_am_i], name=f'a{i}')\n"
+        "    found = await parallel(range(4), ask)\n"
+        "    return '\\n'.join(found)\n"
+    )
+    replies = [
+        {"match": "Where,", "call": {"tool": "where_am_i", "args": {"n": 21}}},
+        {"match": "Result of tool where_am_i:", "reply": "found it"},
+    ]
+    (workspace / "replies.json").write_text(json.dumps(replies))
+    (workspace / "shoal.toml").write_text(ray_toml(ray_address, '[rehearsal]\nreplies = "replies.json"\n'))
+    result = run_shoal(workspace, "run", "flow.py", "--yes", env=clean_env(SHOAL_REDIS_URL=REDIS))
+    assert result.returncode == 0, result.stderr
+    assert (workspace / ".shoal" / "reports" / "raycli.md").read_text().splitlines() == ["found it"] * 4
+    assert worker_requests(workspace) == 4  # every tool call ran on a Ray worker
+    sessions = [text for (text,) in rows(workspace, "SELECT messages FROM sessions")]
+    assert all(": 42" in text for text in sessions)
+
+
 # -- workflow agents' typed tools on Ray workers ---------------------------------------------------
 
 

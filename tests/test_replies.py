@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from shoal.cli import app
 from shoal.errors import ConfigError
-from shoal.fake import FakeReply
+from shoal.fake import FakeReply, FakeToolCall
 from shoal.providers import load_replies
 
 BAD = {
@@ -23,6 +23,12 @@ BAD = {
     "a misspelt key": [{"match": "fox", "reply": "x", "time": 2}],
     "an object, not a list": {"match": "fox", "reply": "x"},
     "a list of strings": ["fox"],
+    "both a reply and a call": [{"match": "fox", "reply": "x", "call": {"tool": "t"}}],
+    "a call without a tool": [{"match": "fox", "call": {"args": {}}}],
+    "a call to an empty tool name": [{"match": "fox", "call": {"tool": ""}}],
+    "a call with a list of args": [{"match": "fox", "call": {"tool": "t", "args": [1]}}],
+    "a call with a misspelt key": [{"match": "fox", "call": {"tool": "t", "arguments": {}}}],
+    "a call as a string": [{"match": "fox", "call": "t"}],
 }
 
 
@@ -62,3 +68,19 @@ def test_both_readers_accept_the_same_good_file(tmp_path: Path) -> None:
     # Accepted, it gets as far as the port check, which `--port -1` fails.
     code, output = fake_server_reads(path)
     assert code == 2 and "port number" in output
+
+
+def test_a_scripted_tool_call_is_read_for_rehearsal_and_refused_by_the_fake_server(tmp_path: Path) -> None:
+    path = tmp_path / "replies.json"
+    entries = [{"match": "fox", "call": {"tool": "burn", "args": {"rounds": 5}}, "times": 1}]
+    path.write_text(json.dumps(entries))
+    assert load_replies(path) == (FakeReply("fox", times=1, call=FakeToolCall("burn", {"rounds": 5})),)
+    code, output = fake_server_reads(path)  # its wire formats carry text answers only
+    assert code == 2 and '"call" is for the rehearsal provider' in output
+
+
+def test_a_bad_call_entry_is_named_by_its_field(tmp_path: Path) -> None:
+    path = tmp_path / "replies.json"
+    path.write_text(json.dumps([{"match": "a", "reply": "b"}, {"match": "fox", "call": {"tool": 5}}]))
+    with pytest.raises(ConfigError, match='entry 2: "call.tool": Input should be a valid string'):
+        load_replies(path)

@@ -126,7 +126,7 @@ class TieringSettings(_Strict):
 class RehearsalSettings(_Strict):
     """The keyless rehearsal provider: scripted replies and a simulated latency."""
 
-    replies: str | None = None  # JSON file: [{"match": "...", "reply": "...", "times": N}]
+    replies: str | None = None  # JSON list of {"match", "reply" or "call": {"tool", "args"}, "times"?}
     latency_s: float = Field(default=0.15, ge=0)
 
 

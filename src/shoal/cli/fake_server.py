@@ -210,6 +210,15 @@ def _at_least_zero(value: float, option: str) -> float:
 
 def _load_replies(path: Path) -> tuple[FakeReply, ...]:
     try:
-        return read_replies(path)
+        replies = read_replies(path)
     except RepliesFileError as error:
         raise typer.BadParameter(str(error), param_hint="--replies") from None
+    for number, reply in enumerate(replies, 1):
+        if reply.call is not None:
+            # Tool calls are scripted for agents on the in-process rehearsal provider only; the
+            # server's wire formats carry text answers.
+            raise typer.BadParameter(
+                f'{path}: entry {number}: "call" is for the rehearsal provider; the fake server answers text',
+                param_hint="--replies",
+            )
+    return replies

@@ -17,6 +17,7 @@ from ._settings import (
     FakeReply,
     FakeResult,
     FakeSettings,
+    FakeToolCall,
     FaultRates,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "FakeResult",
     "FakeServer",
     "FakeSettings",
+    "FakeToolCall",
     "FaultRates",
     "Hold",
     "RepliesFileError",

@@ -6,6 +6,7 @@ It speaks plain records (FakeCall in, FakeResult out); the HTTP server and the i
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from typing import get_args
@@ -15,7 +16,7 @@ from .._tokens import estimate_tokens
 from ._answers import cut_to_tokens, json_answer, prompt_digest, prose, prose_tokens
 from ._hold import Hold
 from ._limits import ServerLimit, rate_headers, retry_headers
-from ._settings import ALL_KINDS, FakeCall, FakeResult, FakeSettings, ResultKind
+from ._settings import ALL_KINDS, FakeCall, FakeReply, FakeResult, FakeSettings, FakeToolCall, ResultKind
 
 __all__ = ["FakeBackend"]
 
@@ -35,6 +36,7 @@ class _Answer:
     text: str
     output_tokens: int
     finish_reason: str
+    tool_call: FakeToolCall | None = None
 
 
 class FakeBackend:
@@ -104,6 +106,7 @@ class FakeBackend:
             call.prompt_tokens,
             answer.output_tokens,
             self._headers(call.api),
+            tool_call=answer.tool_call if kind == "ok" else None,
         )
 
     # -- capacity and outages --------------------------------------------------------------
@@ -234,8 +237,13 @@ class FakeBackend:
                 )
             tokens = prose_tokens(call.max_tokens, digest)
             return _Answer(prose(self.settings.label, digest, tokens), tokens, "stop")
-        if scripted is not None:
-            text = scripted
+        if scripted is not None and scripted.call is not None:
+            # The arguments stand for the answer's text: what the call costs and how it is cut.
+            text = json.dumps(scripted.call.args, separators=(",", ":"), ensure_ascii=False)
+            if kind == "ok" and estimate_tokens(text) <= call.max_tokens:
+                return _Answer(text, estimate_tokens(text), "stop", scripted.call)
+        elif scripted is not None:
+            text = scripted.reply
         else:
             assert call.schema is not None
             text = json_answer(call.schema, self.settings.label, digest)
@@ -247,12 +255,12 @@ class FakeBackend:
             return _Answer(cut_to_tokens(text, call.max_tokens), call.max_tokens, "length")
         return _Answer(text, tokens, "stop")
 
-    def _scripted(self, prompt_text: str) -> str | None:
+    def _scripted(self, prompt_text: str) -> FakeReply | None:
         for index, reply in enumerate(self.settings.replies):
             if reply.match not in prompt_text:
                 continue
             if reply.times is not None and self._reply_uses[index] >= reply.times:
                 continue
             self._reply_uses[index] += 1
-            return reply.reply
+            return reply
         return None

@@ -3,22 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ._settings import FakeReply
+from ._settings import FakeReply, FakeToolCall
 
 __all__ = ["RepliesFileError", "read_replies"]
 
 
+class _ScriptedCall(BaseModel):
+    """`{"tool": "name", "args": {...}}`: the function tool the model asks for, and its arguments."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tool: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
 class _ScriptedReply(BaseModel):
-    """One entry: `{"match": "...", "reply": "...", "times": N}`; strict, so 5 is not a string."""
+    """One entry: `{"match": "...", "reply": "..." | "call": {...}, "times": N}`; strict, so 5 is
+    not a string."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     match: str = Field(min_length=1)
-    reply: str
+    reply: str | None = None
+    call: _ScriptedCall | None = None
     times: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _text_or_call(self) -> Self:
+        if (self.reply is None) == (self.call is None):
+            raise ValueError('needs exactly one of "reply" (text) and "call" (a tool call)')
+        return self
+
+    def fake_reply(self) -> FakeReply:
+        call = None if self.call is None else FakeToolCall(self.call.tool, self.call.args)
+        return FakeReply(match=self.match, reply=self.reply or "", times=self.times, call=call)
 
 
 _SCRIPT = TypeAdapter(list[_ScriptedReply])
@@ -38,7 +60,7 @@ def read_replies(path: Path) -> tuple[FakeReply, ...]:
         entries = _SCRIPT.validate_json(text)
     except ValidationError as error:
         raise RepliesFileError(f"{path}: {_first_problem(error)}") from None
-    return tuple(FakeReply(match=e.match, reply=e.reply, times=e.times) for e in entries)
+    return tuple(entry.fake_reply() for entry in entries)
 
 
 def _first_problem(error: ValidationError) -> str:
@@ -47,8 +69,9 @@ def _first_problem(error: ValidationError) -> str:
         return f"not JSON ({problem['ctx'].get('error', problem['msg'])})"
     location = problem["loc"]
     if not location:
-        return 'expected a JSON list of {"match", "reply", "times"?} objects'
+        return 'expected a JSON list of {"match", "reply" or "call", "times"?} objects'
     where = f"entry {int(location[0]) + 1}"
     if len(location) > 1:
-        where += f': "{location[1]}"'
-    return f"{where}: {problem['msg']}"
+        where += ': "' + ".".join(str(part) for part in location[1:]) + '"'
+    message = problem["msg"].removeprefix("Value error, ")  # our own check words it whole
+    return f"{where}: {message}"

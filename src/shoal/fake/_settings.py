@@ -16,6 +16,7 @@ __all__ = [
     "FakeReply",
     "FakeResult",
     "FakeSettings",
+    "FakeToolCall",
     "FaultRates",
     "ResultKind",
 ]
@@ -100,20 +101,34 @@ class FaultRates:
 
 
 @dataclass(frozen=True, slots=True)
+class FakeToolCall:
+    """A scripted function-tool call: the model asks for `tool` with `args` instead of answering."""
+
+    tool: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.tool), "a scripted tool call needs a tool name")
+
+
+@dataclass(frozen=True, slots=True)
 class FakeReply:
     """A scripted answer: used when `match` occurs in the conversation's last message.
 
     Matching the last message (not the whole history) lets a script answer each turn of a
-    multi-turn session on its own, whatever the earlier turns said.
+    multi-turn session on its own, whatever the earlier turns said. With `call`, the answer is
+    that tool call instead of the text `reply`.
     """
 
     match: str
-    reply: str
+    reply: str = ""
     times: int | None = None  # None: always
+    call: FakeToolCall | None = None
 
     def __post_init__(self) -> None:
         _check(bool(self.match), "a scripted reply needs a non-empty match")
         _check(self.times is None or self.times >= 0, f"times must not be negative, got {self.times}")
+        _check(self.call is None or not self.reply, "a scripted reply is either text or a tool call")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +190,4 @@ class FakeResult:
     input_tokens: int
     output_tokens: int
     headers: dict[str, str] = field(default_factory=dict)  # lower-case rate-limit headers
+    tool_call: FakeToolCall | None = None  # a scripted tool call; `text` is then its args as JSON

@@ -4,7 +4,17 @@ from ._headers import parse_duration, parse_rate_headers
 from ._refs import KNOWN_PROVIDERS, ModelRef, by_model_key, resolve_model
 from ._registry import ProviderSet, RehearsalDefaults, load_replies
 from ._rehearsal import RehearsalProvider
-from ._types import AgentTurn, Message, ModelReply, ModelRequest, Provider, RateSnapshot, TurnProvider, Usage
+from ._types import (
+    AgentTurn,
+    Message,
+    ModelReply,
+    ModelRequest,
+    Provider,
+    RateSnapshot,
+    ToolCall,
+    TurnProvider,
+    Usage,
+)
 
 __all__ = [
     "AgentTurn",
@@ -18,6 +28,7 @@ __all__ = [
     "RateSnapshot",
     "RehearsalDefaults",
     "RehearsalProvider",
+    "ToolCall",
     "TurnProvider",
     "Usage",
     "by_model_key",

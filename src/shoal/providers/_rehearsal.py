@@ -2,7 +2,8 @@
 
 It runs the fake server's backend in-process (rate limits, latency, faults, schema-shaped JSON),
 so a rehearsal exercises the same budget, journal and retry paths as a hosted model. Every
-generated answer is labelled "[rehearsal]".
+generated answer is labelled "[rehearsal]"; a scripted reply may instead ask an agent to call one
+of its tools (`ModelReply.tool_call`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from .._tokens import estimate_tokens
 from ..errors import BadAnswer, PermanentError, RateLimited, TransientError
 from ..fake import FakeBackend, FakeCall, FakeSettings
 from ._headers import parse_rate_headers
-from ._types import ModelReply, ModelRequest, Usage
+from ._types import ModelReply, ModelRequest, ToolCall, Usage
 
 __all__ = ["RehearsalProvider"]
 
@@ -62,11 +63,13 @@ class RehearsalProvider:
             )
         if result.kind not in ("ok", "empty", "truncated"):
             raise BadAnswer(f"unexpected answer kind {result.kind}", model=request.model)
+        scripted = result.tool_call
         return ModelReply(
             text=result.text,
             usage=Usage(result.input_tokens, result.output_tokens),
             finish_reason=result.finish_reason,
             rate=rate,
+            tool_call=None if scripted is None else ToolCall(scripted.tool, scripted.args),
         )
 
     async def aclose(self) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "ModelRequest",
     "Provider",
     "RateSnapshot",
+    "ToolCall",
     "TurnProvider",
     "Usage",
 ]
@@ -59,6 +60,15 @@ class ModelRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function-tool call a plain provider asked for instead of text (the rehearsal provider's
+    scripted calls); an agent runs it and sends the result on its next turn."""
+
+    tool: str
+    args: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ModelReply:
     text: str
     usage: Usage
@@ -68,6 +78,7 @@ class ModelReply:
     # the journal keeps to replay it; None for plain calls, whose journal form is `text`.
     response: ModelResponse | None = None
     stored: str | None = None
+    tool_call: ToolCall | None = None  # from a plain provider: call this tool, `text` is its args
 
 
 class Provider(Protocol):

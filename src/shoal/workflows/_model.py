@@ -11,7 +11,7 @@ Every agent request goes through the one provider seam, `Provider.complete`: to 
 (a `TurnProvider`: OpenAI, Anthropic) as an `AgentTurn`, whose reply carries the typed
 `ModelResponse`; any other provider — the keyless rehearsal one — gets the conversation as plain
 text messages, with the requested output schema, and its answer comes back as the part pydantic-ai
-expects.
+expects (text, the output tool's arguments, or a function-tool call the provider scripted).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from .._states import CallOutcome
 from .._tokens import estimate_tokens
 from ..budget import Demand
 from ..engine import Exchange
-from ..errors import BadAnswer
-from ..providers import AgentTurn, Message, ModelRef, ModelReply, Provider, TurnProvider
+from ..errors import BadAnswer, PermanentError
+from ..providers import AgentTurn, Message, ModelRef, ModelReply, Provider, ToolCall, TurnProvider
 from ..providers import ModelRequest as PlainRequest
 from ._runtime import Runtime
 
@@ -345,14 +345,18 @@ class PlainModel(Model):
             temperature=None if temperature is None else float(temperature),
         )
         caller = session.runtime.job.caller
+        # Stable across reruns, unique in the session: a resumed agent finds its tools' results by it.
+        call_id = f"rehearsal-{session.requests}"
 
         async def send() -> ModelReply:
             plain = await caller.with_timeout(self._backend.complete(request), request.model)
-            part: ModelResponsePart = (
-                TextPart(content=plain.text)
-                if output_tool is None
-                else ToolCallPart(tool_name=output_tool, args=plain.text)
-            )
+            part: ModelResponsePart
+            if plain.tool_call is not None:
+                part = _scripted_call(plain.tool_call, params, session.path, call_id, request.model)
+            elif output_tool is None:
+                part = TextPart(content=plain.text)
+            else:
+                part = ToolCallPart(tool_name=output_tool, args=plain.text)
             response = ModelResponse(
                 parts=[part],
                 usage=RequestUsage(
@@ -373,6 +377,21 @@ class PlainModel(Model):
             )
 
         return await _governed(session, messages, settings, params, send)
+
+
+def _scripted_call(
+    call: ToolCall, params: ModelRequestParameters, path: str, call_id: str, model: str
+) -> ToolCallPart:
+    """The provider's scripted tool call as the agent's; a tool the agent lacks fails the agent now
+    (permanent: asking again gets the same script) instead of a round of pydantic-ai retries."""
+    names = [t.name for t in (*params.function_tools, *params.output_tools)]
+    if call.tool not in names:
+        raise PermanentError(
+            f"scripted reply calls tool {call.tool!r}, which agent {path} does not have "
+            f"(its tools: {', '.join(names) or 'none'})",
+            model=model,
+        )
+    return ToolCallPart(tool_name=call.tool, args=dict(call.args), tool_call_id=call_id)
 
 
 def build_model(session: Session) -> Model:
