@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# The suite runs on 4 pytest-xdist processes (most tests wait on subprocesses and fake servers, so
+# more processes than cores pays); a file's tests stay in one process (Ray's tests share one Ray).
+# Serially: make test PYTEST_ARGS=
+PYTEST_ARGS ?= -n 4 --dist loadfile
 
 .PHONY: demo test lint bench clean
 
