@@ -120,4 +120,5 @@ def test_a_dataset_changed_to_other_ids_of_the_same_count_is_not_taken_as_done(w
     result = _map(workspace)
 
     assert "4/4 done (1 now, 3 earlier)" in _summary(result.stderr)
-    assert output_ids(workspace / "out.jsonl") == [*ids, "new-one"]
+    written = output_ids(workspace / "out.jsonl")  # records are written as they finish, in any order
+    assert sorted(written[:4]) == ids and written[4:] == ["new-one"]  # the first run's four kept

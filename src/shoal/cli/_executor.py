@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from ..config import ExecutorSettings, ShoalConfig
-from ..errors import ConfigError, UsageError
+from ..errors import UsageError
 
-__all__ = ["ExecutorOption", "require_local", "with_executor"]
+__all__ = ["ExecutorOption", "with_executor"]
 
 ExecutorOption = Annotated[
     str | None,
@@ -25,10 +25,3 @@ def with_executor(config: ShoalConfig, executor: str | None) -> ShoalConfig:
         raise UsageError(f"--executor must be 'local' or 'ray', not '{executor}'")
     settings = ExecutorSettings.model_validate({**config.executor.model_dump(), "kind": executor})
     return config.model_copy(update={"executor": settings})
-
-
-def require_local(config: ShoalConfig, what: str) -> None:
-    """Commands the Ray executor does not run yet refuse it rather than run locally unasked."""
-    if config.executor.kind != "local":
-        kind = config.executor.kind
-        raise ConfigError(f'[executor] kind = "{kind}": {what} run on the local executor for now')

@@ -98,7 +98,7 @@ def map_command(
 
     async def main(stop: StopSignal) -> int:
         if roles is not None:
-            _refuse_with_roles(prompt is not None or prompt_file is not None or schema is not None, executor)
+            _refuse_with_roles(prompt is not None or prompt_file is not None or schema is not None)
             options = RolesOptions(
                 input_path,
                 roles,
@@ -110,6 +110,7 @@ def map_command(
                 max_cost,
                 config_path,
                 retry_failed,
+                executor,
             )
             return await run_roles_command(options, stop, argv)
         if model is None:
@@ -204,13 +205,11 @@ def _launch_estimate(plan: MapPlan, job: Job, model_key: str, *, use_batch: bool
     job.journal.event(job.run_id, "estimate", None, **estimate.journal_detail())
 
 
-def _refuse_with_roles(prompt_given: bool, executor: str | None) -> None:
+def _refuse_with_roles(prompt_given: bool) -> None:
     if prompt_given:
         raise InputError(
             "--roles gives each role its prompt and schema: drop --prompt, --prompt-file, --schema"
         )
-    if executor not in (None, "local"):
-        raise InputError("--roles runs on the local executor only (Ray: plain shoal map)")
 
 
 def _read_template(path: Path | None) -> str:

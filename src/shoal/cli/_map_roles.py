@@ -5,14 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import load_config
 from ..engine import Job, StopSignal
 from ..map import MapResult, RolesPlan, estimate_roles, plan_roles, run_roles
 from ..preflight import check_max_tokens, check_output_file, check_workspace
 from ..providers import resolve_model
 from ..view import watch_job
-from ._common import totals_line, with_overrides
-from ._executor import require_local
+from ._common import totals_line
 from ._launch import Launch
 from ._runtime import say
 
@@ -31,6 +29,7 @@ class RolesOptions:
     max_cost: float | None
     config_path: Path | None
     retry_failed: bool
+    executor: str | None = None
 
 
 def _role_counts(plan: RolesPlan, job: Job) -> str:
@@ -56,15 +55,14 @@ def _summary(result: MapResult, plan: RolesPlan, job: Job) -> str:
 
 async def run_roles_command(options: RolesOptions, stop: StopSignal, argv: list[str]) -> int:
     """Check everything (exit 2 on the first problem), then run the roles job; its exit code."""
-    config = with_overrides(load_config(options.config_path), options.concurrency, options.max_cost)
-    require_local(config, "map --roles jobs")  # before Launch looks for a Ray cluster
     launch = Launch.prepare(
         config_path=options.config_path,
         concurrency=options.concurrency,
         max_cost=options.max_cost,
         argv=argv,
-        config=config,
+        executor=options.executor,
     )
+    config = launch.config
     default_max_tokens = options.max_tokens or config.job.max_tokens
     plan = plan_roles(
         input_path=options.input_path,
