@@ -89,3 +89,18 @@ def test_a_bad_call_entry_stops_the_run_in_one_line(workspace: Path) -> None:
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and 'needs exactly one of "reply" (text) and "call"' in lines[0], result.stderr
+
+
+def test_a_call_entry_that_matches_a_plain_map_call_fails_that_record_not_silently(workspace: Path) -> None:
+    (workspace / "in.jsonl").write_text('{"id": "r1", "topic": "squares"}\n{"id": "r2", "topic": "cubes"}\n')
+    (workspace / "replies.json").write_text(
+        json.dumps([{"match": "about squares", "call": {"tool": "square", "args": {"n": 2}}}])
+    )
+    (workspace / "shoal.toml").write_text('[rehearsal]\nreplies = "replies.json"\n')
+    argv = ("map", "in.jsonl", "--prompt", "Write about {topic}.", "--model", "rehearsal", "--out", "o.jsonl")
+    result = invoke_shoal(workspace, *argv)
+    assert result.returncode == 1
+    assert "r1: the reply calls tool 'square', but this call has no tools" in result.stderr
+    written = [json.loads(line) for line in (workspace / "o.jsonl").read_text().splitlines()]
+    assert [record["id"] for record in written] == ["r2"]  # the other record is unaffected
+    assert rows(workspace, "SELECT count(*) FROM calls WHERE outcome = 'invalid'")[0][0] >= 1

@@ -368,6 +368,13 @@ class ModelCaller:
 
     def _check(self, reply: ModelReply, request: ModelRequest) -> BadAnswer | None:
         """An empty answer or one cut off by the token limit is a failure, never a result."""
+        if reply.tool_call is not None:  # a rehearsal script meant for an agent matched a plain call
+            return BadAnswer(
+                f"the reply calls tool {reply.tool_call.tool!r}, but this call has no tools "
+                "(a rehearsal 'call' entry matched it: give it a 'reply')",
+                model=request.model,
+                reason=CallOutcome.INVALID,
+            )
         if reply.finish_reason == "length":
             return BadAnswer(
                 "answer cut off by the token limit", model=request.model, reason=CallOutcome.TRUNCATED
