@@ -17,7 +17,7 @@ import pytest
 from shoal.dashboard._data import JournalView
 from shoal.fake import FakeReply, FakeServer, FakeSettings
 
-from helpers import clean_env, run_shoal, shoal_argv
+from helpers import clean_env, invoke_shoal, run_shoal, shoal_argv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TASK = "Add docstrings to textkit.py"
@@ -84,7 +84,7 @@ def draft_calls(workspace: Path) -> int:
 def test_a_good_draft_is_validated_written_and_runs_on_rehearsal(workspace: Path) -> None:
     project(workspace)
     script_replies(workspace, [{"match": FIRST, "reply": fenced(GOOD)}])
-    result = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", "--run")
+    result = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", "--run")  # argv as typed
     assert result.returncode == 0, result.stderr
     assert (workspace / "workflow.py").read_text() == GOOD  # the fenced block only, no prose
     err = result.stderr
@@ -123,7 +123,7 @@ def test_a_refused_draft_goes_back_with_the_error_and_is_fixed(
     script_replies(
         workspace, [{"match": FIRST, "reply": fenced(bad)}, {"match": REFUSED, "reply": fenced(GOOD)}]
     )
-    result = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
+    result = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
     assert result.returncode == 0, result.stderr
     assert f"draft: round 1: refused: {reason}" in result.stderr
     assert (workspace / "workflow.py").read_text() == GOOD
@@ -143,7 +143,7 @@ def test_after_the_last_round_it_exits_1_and_writes_nothing(workspace: Path) -> 
         ],
         extra="\n[draft]\nfix_rounds = 1\n",
     )
-    result = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", "--run")
+    result = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", "--run")
     assert result.returncode == 1, result.stderr
     assert "draft: refused after 2 round(s), nothing written: " in result.stderr
     assert "`os.system` is not allowed" in result.stderr.splitlines()[-1]
@@ -157,13 +157,13 @@ def test_after_the_last_round_it_exits_1_and_writes_nothing(workspace: Path) -> 
 def test_without_an_oracle_it_is_refused_unless_no_oracle(workspace: Path) -> None:
     project(workspace, tests=False)
     script_replies(workspace, [{"match": FIRST, "reply": fenced(GOOD)}])
-    refused = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
+    refused = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
     assert refused.returncode == 2
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("shoal: error: no test suite or other oracle found")
     assert "--no-oracle" in lines[0]
     assert not (workspace / ".shoal" / "journal.db").exists()  # nothing sent, nothing journaled
-    allowed = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", "--no-oracle")
+    allowed = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", "--no-oracle")
     assert allowed.returncode == 0, allowed.stderr
     assert "1. Objective oracle: is there a test suite or ground-truth check? no -> stop" in allowed.stderr
 
@@ -171,7 +171,7 @@ def test_without_an_oracle_it_is_refused_unless_no_oracle(workspace: Path) -> No
 def test_no_terminal_and_no_yes_exits_2_before_anything_is_sent(workspace: Path) -> None:
     project(workspace)
     script_replies(workspace, [{"match": FIRST, "reply": fenced(GOOD)}])
-    result = run_shoal(workspace, "draft", TASK, "--target", "proj")
+    result = invoke_shoal(workspace, "draft", TASK, "--target", "proj")
     assert result.returncode == 2 and "--yes" in result.stderr
     assert not (workspace / ".shoal" / "journal.db").exists()
 
@@ -180,10 +180,12 @@ def test_an_existing_out_file_is_kept_without_force(workspace: Path) -> None:
     project(workspace)
     script_replies(workspace, [{"match": FIRST, "reply": fenced(GOOD)}])
     (workspace / "mine.py").write_text("# my own script\n")
-    kept = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", "--out", "mine.py")
+    kept = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", "--out", "mine.py")
     assert kept.returncode == 2 and "--force" in kept.stderr
     assert (workspace / "mine.py").read_text() == "# my own script\n"
-    replaced = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", "--out", "mine.py", "--force")
+    replaced = invoke_shoal(
+        workspace, "draft", TASK, "--target", "proj", "--yes", "--out", "mine.py", "--force"
+    )
     assert replaced.returncode == 0, replaced.stderr
     assert (workspace / "mine.py").read_text() == GOOD
 
@@ -220,10 +222,10 @@ def test_rerunning_the_same_draft_sends_nothing(workspace: Path) -> None:
         workspace,
         [{"match": FIRST, "reply": fenced(WITH_SUBPROCESS)}, {"match": REFUSED, "reply": fenced(GOOD)}],
     )
-    first = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
+    first = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
     assert first.returncode == 0, first.stderr
     assert "2 requests sent, 0 replayed" in first.stderr
-    again = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
+    again = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
     assert again.returncode == 0, again.stderr
     assert "0 requests sent, 2 replayed" in again.stderr
     assert "draft: workflow.py already holds this workflow; unchanged" in again.stderr
@@ -271,13 +273,13 @@ def test_a_drafted_plan_is_one_shoal_run_accepts(workspace: Path) -> None:
     ]
     (workspace / "rehearsal.json").write_text(json.dumps(replies))
     task = "Write guides on access control and sessions"
-    result = run_shoal(workspace, "draft", task, "--plan", "--target", "docs", "--no-oracle", "--yes")
+    result = invoke_shoal(workspace, "draft", task, "--plan", "--target", "docs", "--no-oracle", "--yes")
     assert result.returncode == 0, result.stderr
     assert "draft: round 1: refused: PLAN.md:" in result.stderr and "no_such_linter.py" in result.stderr
     assert (workspace / "PLAN.md").read_text() == PLAN
     assert "Plan: 2 pending task(s) in 1 phase(s)" in result.stderr
     assert "? yes\n   (`python lint_content.py <filepath>` (the plan's lint command))" in result.stderr
-    run = run_shoal(workspace, "run", "PLAN.md", "--yes")
+    run = invoke_shoal(workspace, "run", "PLAN.md", "--yes")
     assert run.returncode in (0, 1), run.stderr  # accepted and run (a task may end needs-review)
     assert "Plan PLAN.md: 2 pending task(s), mode phased" in run.stderr
     assert any((workspace / "docs" / "guides").glob("*.md"))
@@ -291,12 +293,12 @@ def test_a_hosted_drafting_model_is_asked_once_per_round_and_never_again(workspa
     replies = (FakeReply(FIRST, fenced(WITH_SUBPROCESS)), FakeReply(REFUSED, fenced(GOOD)))
     with FakeServer(FakeSettings(latency_s=0.0, replies=replies)) as server:
         env = clean_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=server.openai_base_url)
-        first = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", env=env)
+        first = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", env=env)
         assert first.returncode == 0, first.stderr
         assert server.backend.stats["requests"] == 2  # two rounds; the dry run's 2 requests stayed in-process
         assert "Models: default openai:gpt-4o-mini" in first.stderr
         assert "2 agent(s), 2 request(s)" in first.stderr
-        again = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", env=env)
+        again = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes", env=env)
         assert again.returncode == 0, again.stderr
         assert server.backend.stats["requests"] == 2
     assert (workspace / "workflow.py").read_text() == GOOD
@@ -312,7 +314,7 @@ def test_a_script_that_never_yields_is_killed_at_the_dry_run_timeout(workspace: 
         [{"match": FIRST, "reply": fenced(spinning)}],
         extra="\n[draft]\nfix_rounds = 0\nrehearsal_timeout_s = 2\n",
     )
-    result = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
+    result = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
     assert result.returncode == 1, result.stderr
     assert "refused after 1 round(s), nothing written: the rehearsal dry run did not finish within 2 s" in (
         result.stderr
@@ -338,7 +340,7 @@ def test_a_drafted_oracle_is_shown_but_not_run_before_approval(workspace: Path) 
     sentinel = workspace / "oracle-ran"
     script = LOOP.replace("ORACLE", f"touch {sentinel}")
     script_replies(workspace, [{"match": FIRST, "reply": fenced(script)}])
-    result = run_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
+    result = invoke_shoal(workspace, "draft", TASK, "--target", "proj", "--yes")
     assert result.returncode == 0, result.stderr
     assert f"Oracles of its verify_fix loops: `touch {sentinel}` (not run by the dry run)" in result.stderr
     assert "verify_fix loops 1" in result.stderr

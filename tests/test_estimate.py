@@ -17,7 +17,7 @@ from shoal.fake import FakeLimits, FakeServer, FakeSettings
 from shoal.journal import UsageRow
 from shoal.pricing import PriceBook
 
-from helpers import clean_env, run_shoal, write_records
+from helpers import clean_env, invoke_shoal, write_records
 from plan_helpers import copy_example
 
 HAIKU = Price(input=1.0, output=5.0)
@@ -42,7 +42,7 @@ def test_the_projection_after_phase_1_is_within_15_percent_of_what_the_example_p
     copy_example(workspace)
     toml = (workspace / "shoal.toml").read_text().replace("latency_s = 0.2", "latency_s = 0")
     (workspace / "shoal.toml").write_text(toml + ALIAS_PRICES)
-    result = run_shoal(workspace, "run", "PLAN.md", "--yes")
+    result = invoke_shoal(workspace, "run", "PLAN.md", "--yes")
     assert result.returncode == 0, result.stderr
     assert re.search(r"Estimate: about \$\d+\.\d+ expected \(.*\), \$\d+\.\d+ at worst", result.stderr)
     assert "plan: cost after phase 1:" in result.stderr
@@ -62,7 +62,7 @@ def test_the_projection_after_phase_1_is_within_15_percent_of_what_the_example_p
     assert abs(projected - actual) <= 0.15 * actual, (projected, actual)
     assert launch["worst_usd"] >= actual >= projection["spent_usd"] > 0
 
-    report = run_shoal(workspace, "report", "--out-dir", "rep")
+    report = invoke_shoal(workspace, "report", "--out-dir", "rep")
     assert report.returncode == 0, report.stderr
     markdown = (workspace / "rep" / "report.md").read_text()
     rows = [line for line in markdown.splitlines() if line.startswith(("| before run 1", "| after phase 1"))]
@@ -78,7 +78,7 @@ def test_prices_given_for_an_alias_price_the_launch_estimate(workspace: Path) ->
         .replace("[job]", '[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\n\n[job]')
         + ALIAS_PRICES
     )
-    result = run_shoal(workspace, "run", "PLAN.md")  # no --yes: stops at the question, sends nothing
+    result = invoke_shoal(workspace, "run", "PLAN.md")  # no --yes: stops at the question, sends nothing
     assert "no price known" not in result.stderr
     expected = re.search(r"Estimate: about \$(\d+\.\d+) expected", result.stderr)
     assert expected is not None and float(expected.group(1)) > 0.01, result.stderr
@@ -92,7 +92,7 @@ def test_a_plan_with_a_cost_budget_refuses_a_model_without_a_price(workspace: Pa
         .replace('haiku = "rehearsal:haiku"', 'haiku = "openai:my-local-llm"')
         .replace("[job]", '[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\n\n[job]')
     )
-    result = run_shoal(workspace, "run", "PLAN.md", "--yes")
+    result = invoke_shoal(workspace, "run", "PLAN.md", "--yes")
     assert result.returncode == 2
     line = one_line_error(result.stderr)
     assert "no price known for openai:my-local-llm" in line and "[prices]" in line
@@ -113,11 +113,11 @@ def test_map_refuses_a_typod_model_only_when_a_cost_budget_is_set(workspace: Pat
     ]
     with FakeServer(FakeSettings(limits=FakeLimits(rpm=6000, tpm=5_000_000), latency_s=0.0)) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        refused = run_shoal(workspace, *argv, "--max-cost", "1", env=env)
+        refused = invoke_shoal(workspace, *argv, "--max-cost", "1", env=env)
         assert refused.returncode == 2
         assert "no price known for openai:gpt-4o-mnii" in one_line_error(refused.stderr)
         assert server.backend.stats["requests"] == 0
-        unbudgeted = run_shoal(workspace, *argv, env=env)  # no budget: nothing to protect
+        unbudgeted = invoke_shoal(workspace, *argv, env=env)  # no budget: nothing to protect
         assert unbudgeted.returncode == 0, unbudgeted.stderr
 
 
@@ -130,7 +130,7 @@ def test_a_workflow_with_a_cost_budget_refuses_a_model_without_a_price(workspace
     )
     (workspace / "shoal.toml").write_text('[workflow]\ndefault_model = "openai:no-such-model"\n')
     env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
-    result = run_shoal(workspace, "run", "wf.py", "--yes", "--max-cost", "1", env=env)
+    result = invoke_shoal(workspace, "run", "wf.py", "--yes", "--max-cost", "1", env=env)
     assert result.returncode == 2
     assert "no price known for openai:no-such-model" in one_line_error(result.stderr)
 

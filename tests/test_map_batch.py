@@ -13,7 +13,7 @@ import pytest
 
 from shoal.fake import FakeBatchSettings, FakeServer, FakeSettings
 
-from helpers import clean_env, invoke_shoal, output_ids, run_shoal, shoal_argv, write_records
+from helpers import clean_env, invoke_shoal, output_ids, shoal_argv, write_records
 
 SCHEMA = {
     "type": "object",
@@ -73,8 +73,8 @@ def test_batch_map_delivers_every_record_validated_at_half_the_online_cost(
     online_dir = tmp_path_factory.mktemp("online")
     setup_workspace(online_dir, 12)
     with FakeServer(FakeSettings(latency_s=0.0)) as server:
-        batch = run_shoal(workspace, *map_argv(model, "--batch"), env=env_for(server))
-        online = run_shoal(online_dir, *map_argv(model), env=env_for(server))
+        batch = invoke_shoal(workspace, *map_argv(model, "--batch"), env=env_for(server))
+        online = invoke_shoal(online_dir, *map_argv(model), env=env_for(server))
         created = list(server.batches.created)
         online_requests = server.backend.stats["requests"]
     assert batch.returncode == 0, batch.stderr
@@ -94,7 +94,7 @@ def test_batch_map_delivers_every_record_validated_at_half_the_online_cost(
     )
     assert (b_calls, b_in, b_out) == (o_calls, o_in, o_out)  # the same tokens...
     assert b_cost == pytest.approx(o_cost / 2)  # ...at half the price
-    report = run_shoal(workspace, "report", env=clean_env())
+    report = invoke_shoal(workspace, "report", env=clean_env())
     assert report.returncode == 0, report.stderr
     assert (
         "would have cost" in (workspace / "report.md").read_text()
@@ -102,7 +102,7 @@ def test_batch_map_delivers_every_record_validated_at_half_the_online_cost(
     )
     # A rerun replays from the journal: no second batch.
     with FakeServer(FakeSettings()) as server:
-        again = run_shoal(workspace, *map_argv(model, "--batch"), env=env_for(server))
+        again = invoke_shoal(workspace, *map_argv(model, "--batch"), env=env_for(server))
         assert server.batches.created == []
     assert again.returncode == 0, again.stderr
 
@@ -113,7 +113,7 @@ def test_failed_and_expired_requests_go_into_a_second_batch(workspace: Path) -> 
         batch=FakeBatchSettings(error_match=("topic number 3.",), expire_match=("topic number 7.",))
     )
     with FakeServer(settings) as server:
-        result = run_shoal(workspace, *map_argv("openai:gpt-4o-mini"), env=env_for(server))
+        result = invoke_shoal(workspace, *map_argv("openai:gpt-4o-mini"), env=env_for(server))
         created = list(server.batches.created)
     assert result.returncode == 0, result.stderr
     assert [c["requests"] for c in created] == [10, 2]  # only the two that failed went again
@@ -126,10 +126,10 @@ def test_requests_out_of_batch_attempts_fail_or_go_online(workspace: Path) -> No
     setup_workspace(workspace, 4, FAST_POLL + "max_attempts = 1\n")
     settings = FakeSettings(batch=FakeBatchSettings(error_match=("topic number 2.",), fault_times=5))
     with FakeServer(settings) as server:
-        failed = run_shoal(workspace, *map_argv("openai:gpt-4o-mini", "--batch"), env=env_for(server))
+        failed = invoke_shoal(workspace, *map_argv("openai:gpt-4o-mini", "--batch"), env=env_for(server))
         assert failed.returncode == 1
         assert "rec-002" in failed.stderr and len(server.batches.created) == 1
-        online = run_shoal(
+        online = invoke_shoal(
             workspace,
             *map_argv("openai:gpt-4o-mini", "--batch", "--retry-failed", "--batch-fallback", "online"),
             env=env_for(server),
@@ -144,7 +144,7 @@ def test_account_level_error_stops_the_job_naming_it(workspace: Path) -> None:
     setup_workspace(workspace, 6)
     settings = FakeSettings(batch=FakeBatchSettings(account_error="insufficient_quota"))
     with FakeServer(settings) as server:
-        result = run_shoal(workspace, *map_argv("openai:gpt-4o-mini", "--batch"), env=env_for(server))
+        result = invoke_shoal(workspace, *map_argv("openai:gpt-4o-mini", "--batch"), env=env_for(server))
         created = len(server.batches.created)
     assert result.returncode == 1
     assert "insufficient_quota" in result.stderr
@@ -155,7 +155,7 @@ def test_cost_budget_stops_before_submitting_a_batch_that_could_exceed_it(worksp
     setup_workspace(workspace, 20)
     with FakeServer(FakeSettings()) as server:
         # 20 requests x 60 answer tokens at $0.30/M (half of gpt-4o-mini's $0.60) is $0.00036 at worst.
-        result = run_shoal(
+        result = invoke_shoal(
             workspace,
             *map_argv("openai:gpt-4o-mini", "--batch", "--max-cost", "0.0002"),
             env=env_for(server),
@@ -187,7 +187,7 @@ def test_kill_after_submission_then_rerun_collects_the_same_batch(workspace: Pat
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
         assert len(server.batches.created) == 1
-        rerun = run_shoal(workspace, *map_argv(model, "--batch"), env=env)
+        rerun = invoke_shoal(workspace, *map_argv(model, "--batch"), env=env)
         created = list(server.batches.created)
     assert rerun.returncode == 0, rerun.stderr
     assert len(created) == 1  # collected, never submitted again
@@ -214,12 +214,12 @@ def test_ctrl_c_leaves_the_batch_running_and_cancel_cancels_it(workspace: Path) 
         assert process.returncode == 3, stderr
         assert server.batches.cancelled == []
         batch_id = server.batches.created[0]["batch_id"]
-        status = run_shoal(workspace, "status", "--json", env=env)
+        status = invoke_shoal(workspace, "status", "--json", env=env)
         shown = json.loads(status.stdout)["batches"]
         assert [(b["provider"], b["batch_id"], b["requests"]) for b in shown] == [("openai", batch_id, 5)]
         assert shown[0]["counts"] == {"processing": 5, "succeeded": 0, "failed": 0}
-        assert batch_id in run_shoal(workspace, "status", env=env).stdout
-        cancel = run_shoal(workspace, "cancel", env=env)
+        assert batch_id in invoke_shoal(workspace, "status", env=env).stdout
+        cancel = invoke_shoal(workspace, "cancel", env=env)
         assert cancel.returncode == 0, cancel.stderr
         assert server.batches.cancelled == [server.batches.created[0]["batch_id"]]
         assert len(server.batches.created) == 1
@@ -267,7 +267,7 @@ def test_batch_flags_where_they_do_not_apply_are_one_line_errors(
     use_openai_models(workspace)
     write_records(workspace / "in.jsonl", 2)
     (workspace / "flow.py").write_text("")
-    result = run_shoal(
+    result = invoke_shoal(
         workspace, *argv, env=clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
     )
     assert result.returncode == 2, result.stderr
@@ -291,7 +291,9 @@ def test_cancel_batches_flag_cancels_this_jobs_open_batch(workspace: Path) -> No
             time.sleep(0.02)
         process.kill()
         process.wait(timeout=30)
-        result = run_shoal(workspace, *map_argv("openai:gpt-4o-mini", "--batch", "--cancel-batches"), env=env)
+        result = invoke_shoal(
+            workspace, *map_argv("openai:gpt-4o-mini", "--batch", "--cancel-batches"), env=env
+        )
         assert result.returncode == 0, result.stderr
         assert server.batches.cancelled == [server.batches.created[0]["batch_id"]]
         assert "1 open batch(es) cancelled" in result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings, FaultRates
 
-from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, output_ids, run_shoal, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, output_ids, write_records
 
 SECRET = "sk-test-do-not-log-0123456789"
 
@@ -27,7 +27,7 @@ def test_openai_compatible_server_with_learned_limits(workspace: Path) -> None:
     settings = FakeSettings(limits=FakeLimits(rpm=3000, tpm=2_000_000), latency_s=0.01)
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(
+        result = invoke_shoal(
             workspace,
             "map",
             "in.jsonl",
@@ -63,7 +63,7 @@ def test_anthropic_with_schema_returns_validated_json(workspace: Path) -> None:
     (workspace / "schema.json").write_text(json.dumps(schema))
     with FakeServer(FakeSettings(limits=FakeLimits(rpm=3000, tpm=2_000_000), latency_s=0.01)) as server:
         env = clean_env(ANTHROPIC_API_KEY=SECRET, ANTHROPIC_BASE_URL=server.anthropic_base_url)
-        result = run_shoal(
+        result = invoke_shoal(
             workspace,
             "map",
             "in.jsonl",
@@ -97,7 +97,7 @@ def test_every_record_completes_at_a_20_percent_fault_rate(workspace: Path) -> N
     )
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(
+        result = invoke_shoal(
             workspace,
             *MAP_ARGV,
             env=env,

@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from helpers import output_ids, run_shoal, write_records
+from helpers import invoke_shoal, output_ids, write_records
 
 REHEARSAL_TOML = """
 [rehearsal]
@@ -22,7 +22,7 @@ ARGV = ["map", "in.jsonl", "--prompt", "Explain {topic}.", "--model", "rehearsal
 
 
 def _map(workspace: Path) -> subprocess.CompletedProcess[str]:
-    result = run_shoal(workspace, *ARGV)
+    result = invoke_shoal(workspace, *ARGV)
     assert result.returncode == 0, result.stderr
     return result
 

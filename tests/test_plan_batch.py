@@ -12,7 +12,7 @@ import pytest
 from shoal.fake import FakeBatchSettings, FakeLimits, FakeServer, FakeSettings
 from shoal.providers import load_replies
 
-from helpers import clean_env, run_shoal, shoal_argv
+from helpers import clean_env, invoke_shoal, shoal_argv
 from plan_helpers import SHIPPED, copy_example, registered_paths, shipped, status_cells, use_openai_models
 
 
@@ -29,7 +29,7 @@ def fake_server(workspace: Path, batch_delay: float = 0.0) -> FakeServer:
 def run_plan(workspace: Path, *extra: str) -> tuple[str, list[dict], int]:
     with fake_server(workspace) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, "run", "PLAN.md", "--yes", *extra, env=env)
+        result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", *extra, env=env)
         created, online = list(server.batches.created), server.backend.stats["requests"]
     assert result.returncode == 0, result.stderr
     return result.stderr, created, online
@@ -79,7 +79,7 @@ def test_plan_batch_killed_after_a_submission_resumes_without_paying_twice(works
             time.sleep(0.005)
         process.kill()
         process.wait(timeout=30)
-        result = run_shoal(workspace, "run", "PLAN.md", "--yes", "--batch", env=env)
+        result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", "--batch", env=env)
         created = list(server.batches.created)
         online = server.backend.stats["requests"]
     assert result.returncode == 0, result.stderr

@@ -16,7 +16,7 @@ from shoal.fake import FakeLimits, FakeServer, FakeSettings
 from shoal.gate import new_file_mode
 from shoal.providers import load_replies
 
-from helpers import Spawn, clean_env, invoke_shoal, run_shoal
+from helpers import Spawn, clean_env, invoke_shoal
 from plan_helpers import (
     SHIPPED,
     assert_only_status_cells_changed,
@@ -50,7 +50,7 @@ def test_gate_fixes_only_what_was_flagged_and_ships_the_rest(workspace: Path) ->
     (workspace / "docs" / "config.json").chmod(0o664)
     with fake_server(workspace) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
+        result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
         requests = server.backend.stats["requests"]
     assert result.returncode == 0, result.stderr
     assert shipped(workspace) == SHIPPED
@@ -60,11 +60,11 @@ def test_gate_fixes_only_what_was_flagged_and_ships_the_rest(workspace: Path) ->
         "0 escalated, 0 need review"
     ) in result.stderr
     # `shoal status` shows the same, from the journal: the demo's flagged guide reads as flagged.
-    status = run_shoal(workspace, "status", "--json", env=env)
+    status = invoke_shoal(workspace, "status", "--json", env=env)
     gate = json.loads(status.stdout)["gate"]
     assert gate["flagged"] == gate["fixed"] == ["token-lifecycle.md"]
     assert gate["lint_fixed"] == ["session-management.md"] and gate["needs_review"] == []
-    assert "1 flagged (token-lifecycle.md)" in run_shoal(workspace, "status", env=env).stdout
+    assert "1 flagged (token-lifecycle.md)" in invoke_shoal(workspace, "status", env=env).stdout
     # Rewritten files keep their permissions; a shipped guide gets the umask's default.
     assert stat.S_IMODE((workspace / "PLAN.md").stat().st_mode) == 0o640
     assert stat.S_IMODE((workspace / "docs" / "config.json").stat().st_mode) == 0o664

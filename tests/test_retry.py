@@ -14,7 +14,7 @@ from pathlib import Path
 from shoal.fake import FakeLimits, FakeReply, FakeServer, FakeSettings
 from shoal.providers import load_replies
 
-from helpers import MAP_ARGV, clean_env, output_ids, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, clean_env, invoke_shoal, output_ids, shoal_argv, write_records
 from plan_helpers import copy_example, replies, shipped, status_cells, use_openai_models, write_replies
 
 LIMITS = FakeLimits(rpm=60_000, tpm=50_000_000)
@@ -38,11 +38,11 @@ def test_map_retry_failed_sends_only_the_failed_records_again(workspace: Path) -
     argv = [*MAP_ARGV, "--schema", "schema.json"]
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        first = run_shoal(workspace, *argv, env=env)
+        first = invoke_shoal(workspace, *argv, env=env)
         sent_first = server.backend.stats["requests"]
-        retried = run_shoal(workspace, *argv, "--retry-failed", env=env)
+        retried = invoke_shoal(workspace, *argv, "--retry-failed", env=env)
         sent_retry = server.backend.stats["requests"] - sent_first
-        again = run_shoal(workspace, *argv, "--retry-failed", env=env)
+        again = invoke_shoal(workspace, *argv, "--retry-failed", env=env)
         sent_again = server.backend.stats["requests"] - sent_first - sent_retry
     assert first.returncode == 1 and "failed: rec-003" in first.stderr
     assert sent_first == 9 + 5
@@ -87,11 +87,11 @@ def test_workflow_retry_failed_sends_the_failed_agent_afresh_and_replays_the_res
     )
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        first = run_shoal(workspace, "run", "wf.py", "--yes", env=env)
+        first = invoke_shoal(workspace, "run", "wf.py", "--yes", env=env)
         sent_first = server.backend.stats["requests"]
-        plain = run_shoal(workspace, "run", "wf.py", "--yes", env=env)
+        plain = invoke_shoal(workspace, "run", "wf.py", "--yes", env=env)
         sent_plain = server.backend.stats["requests"] - sent_first
-        retried = run_shoal(workspace, "run", "wf.py", "--yes", "--retry-failed", env=env)
+        retried = invoke_shoal(workspace, "run", "wf.py", "--yes", "--retry-failed", env=env)
         sent_retry = server.backend.stats["requests"] - sent_first - sent_plain
     assert first.returncode == 1 and "failed: gears/" in first.stderr
     assert sent_first == 1 + 3
@@ -135,13 +135,13 @@ def test_plan_retry_needs_review_sends_the_task_through_the_gate_again(workspace
     settings = FakeSettings(limits=LIMITS, latency_s=0.0, replies=load_replies(workspace / "rehearsal.json"))
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        first = run_shoal(workspace, "run", "PLAN.md", "--yes", "--phase", "1", env=env)
+        first = invoke_shoal(workspace, "run", "PLAN.md", "--yes", "--phase", "1", env=env)
         sent_first = server.backend.stats["requests"]
         verdict = status_cells((workspace / "PLAN.md").read_text())["rbac.md"]
         rbac_first = rows(workspace, "SELECT count(*) FROM calls WHERE scope LIKE '%#rbac.md/%'")[0][0]
-        plain = run_shoal(workspace, "run", "PLAN.md", "--yes", "--phase", "1", env=env)
+        plain = invoke_shoal(workspace, "run", "PLAN.md", "--yes", "--phase", "1", env=env)
         sent_plain = server.backend.stats["requests"] - sent_first
-        retried = run_shoal(
+        retried = invoke_shoal(
             workspace, "run", "PLAN.md", "--yes", "--phase", "1", "--retry", "needs-review", env=env
         )
         sent_retry = server.backend.stats["requests"] - sent_first - sent_plain
@@ -175,7 +175,7 @@ def test_retry_options_are_checked_against_the_kind_of_file(workspace: Path) -> 
         (("run", "wf.py", "--yes", "--retry", "needs-review"), "workflows take --retry-failed"),
     ]
     for argv, message in cases:
-        result = run_shoal(workspace, *argv)
+        result = invoke_shoal(workspace, *argv)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (workspace / ".shoal").exists()
@@ -201,7 +201,7 @@ def test_a_retry_killed_half_way_resumes_under_its_own_generation(workspace: Pat
     argv = ("run", "PLAN.md", "--yes", "--phase", "1")
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        assert run_shoal(workspace, *argv, env=env).returncode == 1  # rbac.md: needs-review
+        assert invoke_shoal(workspace, *argv, env=env).returncode == 1  # rbac.md: needs-review
         process = subprocess.Popen(
             shoal_argv(*argv, "--retry", "needs-review"),
             cwd=workspace,
@@ -223,7 +223,7 @@ def test_a_retry_killed_half_way_resumes_under_its_own_generation(workspace: Pat
         # The status cell went back to pending before anything was sent, so the plain command resumes.
         assert status_cells((workspace / "PLAN.md").read_text())["rbac.md"] == "pending"
         before = server.backend.stats["requests"]
-        resumed = run_shoal(workspace, *argv, env=env)
+        resumed = invoke_shoal(workspace, *argv, env=env)
         sent = server.backend.stats["requests"] - before
     assert resumed.returncode == 0, resumed.stderr
     assert "rbac.md" in shipped(workspace)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shoal.fake import FakeBackend, FakeCall, FakeLimits, FakeReply, FakeResult, FakeServer, FakeSettings
 
-from helpers import clean_env, output_ids, run_shoal, shoal_argv
+from helpers import clean_env, invoke_shoal, output_ids, shoal_argv
 
 SECRET = "sk-test-roles-0123456789"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "roles"
@@ -76,7 +76,7 @@ def test_every_record_gets_every_role_and_the_dependent_sees_its_dependency(work
     backend = RecordingBackend(fast(latency_s=0.01))
     with FakeServer(backend=backend) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, *ARGV, env=env)
+        result = invoke_shoal(workspace, *ARGV, env=env)
     assert result.returncode == 0, result.stderr
     out = lines(workspace)
     assert sorted(out) == sorted(ids)
@@ -99,15 +99,15 @@ def test_every_record_gets_every_role_and_the_dependent_sees_its_dependency(work
         journal_rows(workspace, "SELECT stage, count(*) FROM calls WHERE outcome = 'ok' GROUP BY stage")
     )
     assert stages == dict.fromkeys(ROLES, len(ids))
-    status = run_shoal(workspace, "status", "--json", env=env)
+    status = invoke_shoal(workspace, "status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     shown = {stage["name"]: stage for stage in json.loads(status.stdout)["stages"]}
     assert [shown[r]["done"] for r in ROLES] == [len(ids)] * 4
     assert all(shown[r]["output_tokens"] > 0 and shown[r]["cost_usd"] > 0 for r in ROLES)
     assert all(shown[r]["model_s"] > 0 and shown[r]["queue_s"] >= 0 for r in ROLES)  # where time went
-    view = run_shoal(workspace, "status", env=env)
+    view = invoke_shoal(workspace, "status", env=env)
     assert "per call, model + queue wait: summary" in " ".join(view.stdout.split())
-    report = run_shoal(workspace, "report", env=env)
+    report = invoke_shoal(workspace, "report", env=env)
     assert report.returncode == 0, report.stderr
     timing = (workspace / "report.md").read_text().split("## Where the time went")[1].split("\n## ")[0]
     assert all(f"| {role} | {len(ids)} |" in timing for role in ROLES)
@@ -120,7 +120,7 @@ def test_a_dependent_starts_before_later_records_are_begun(workspace: Path) -> N
     backend = RecordingBackend(fast(latency_s=0.01))
     with FakeServer(backend=backend) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, *ARGV, env=env)
+        result = invoke_shoal(workspace, *ARGV, env=env)
     assert result.returncode == 0, result.stderr
     order = [(role_of(call), call.last_message) for call in backend.calls]
     text = json.loads((workspace / "docs.jsonl").read_text().splitlines()[0])["text"]
@@ -159,7 +159,7 @@ def test_kill_9_then_rerun_sends_no_role_call_twice(workspace: Path) -> None:
         }
         assert finished_before, "the kill came before anything finished"
         assert len(finished_before) < len(ids) * len(ROLES)
-        result = run_shoal(workspace, *ARGV, env=env)
+        result = invoke_shoal(workspace, *ARGV, env=env)
     assert result.returncode == 0, result.stderr
     assert sorted(output_ids(workspace / "out.jsonl")) == sorted(ids)  # every record exactly once
     runs = journal_rows(workspace, "SELECT id FROM runs ORDER BY id")
@@ -182,7 +182,7 @@ def test_an_edited_dependent_prompt_resends_only_that_role(workspace: Path) -> N
     backend = RecordingBackend(fast(latency_s=0.01))
     with FakeServer(backend=backend) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
-        assert run_shoal(workspace, *ARGV, env=env).returncode == 0
+        assert invoke_shoal(workspace, *ARGV, env=env).returncode == 0
         before = lines(workspace)
         roles = workspace / "roles.toml"
         text = roles.read_text()
@@ -190,7 +190,7 @@ def test_an_edited_dependent_prompt_resends_only_that_role(workspace: Path) -> N
         roles.write_text(text.replace("Expand this summary", "Rewrite this summary at length"))
         (workspace / "out.jsonl").rename(workspace / "old.jsonl")  # results of the new prompt wanted
         backend.calls.clear()
-        result = run_shoal(workspace, *ARGV, env=env)
+        result = invoke_shoal(workspace, *ARGV, env=env)
     assert result.returncode == 0, result.stderr
     assert [role_of(call) for call in backend.calls] == ["refined"] * len(ids)
     assert all("Rewrite this summary at length" in call.last_message for call in backend.calls)
@@ -213,14 +213,14 @@ def test_a_role_failing_for_good_skips_its_dependents_and_keeps_the_rest(workspa
     backend = RecordingBackend(fast(latency_s=0.01, replies=(empty,)))
     with FakeServer(backend=backend) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, *ARGV, env=env)
+        result = invoke_shoal(workspace, *ARGV, env=env)
         first = list(backend.calls)
         written_first = output_ids(workspace / "out.jsonl")
         items = dict(
             journal_rows(workspace, f"SELECT item, status FROM items WHERE item LIKE '{poisoned}#%'")
         )
         backend.calls.clear()
-        again = run_shoal(workspace, *ARGV, env=env)
+        again = invoke_shoal(workspace, *ARGV, env=env)
     assert result.returncode == 1, result.stderr
     assert sorted(written_first) == sorted(i for i in ids if i != poisoned)
     failed_line = next(line for line in result.stderr.splitlines() if line.strip().startswith("failed:"))
@@ -255,9 +255,9 @@ def test_retry_failed_sends_the_failed_role_afresh_under_a_new_key(workspace: Pa
     backend = RecordingBackend(fast(latency_s=0.01, replies=(bad,)))
     with FakeServer(backend=backend) as server:
         env = clean_env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url)
-        assert run_shoal(workspace, *ARGV, env=env).returncode == 1
+        assert invoke_shoal(workspace, *ARGV, env=env).returncode == 1
         backend.calls.clear()
-        result = run_shoal(workspace, *ARGV, "--retry-failed", env=env)
+        result = invoke_shoal(workspace, *ARGV, "--retry-failed", env=env)
     assert result.returncode == 0, result.stderr
     assert "1 record(s) with a failed role were sent afresh" in result.stderr
     assert [role_of(c) for c in backend.calls] == ["tags"]  # tags has no dependents: only it is sent

@@ -11,7 +11,7 @@ from shoal._signature import failure_signature
 from shoal.engine import FailureStreak, StopSignal
 from shoal.fake import FakeLimits, FakeReply, FakeServer, FakeSettings
 
-from helpers import MAP_ARGV, clean_env, run_shoal, write_records
+from helpers import MAP_ARGV, clean_env, invoke_shoal, write_records
 
 
 def test_signatures_ignore_numbers_ids_quoted_values_and_the_items_own_words() -> None:
@@ -91,7 +91,7 @@ def test_a_map_whose_every_answer_is_bad_stops_after_ten_calls(workspace: Path) 
     )
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, *MAP_ARGV, "--schema", "schema.json", env=env)
+        result = invoke_shoal(workspace, *MAP_ARGV, "--schema", "schema.json", env=env)
         requests = server.backend.stats["requests"]
     assert result.returncode == 1, result.stderr
     # 40 records x 5 attempts would be 200 requests; the job stops at the 10th alike failure,
@@ -125,7 +125,7 @@ def test_a_map_refused_with_400_on_every_call_stops_after_ten_calls(workspace: P
     settings = FakeSettings(limits=FakeLimits(rpm=60_000, tpm=600, window_s=1.0), latency_s=0.0)
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, *MAP_ARGV, env=env)
+        result = invoke_shoal(workspace, *MAP_ARGV, env=env)
         requests = server.backend.stats["requests"]
     assert result.returncode == 1, result.stderr
     assert requests == 10, requests  # one at a time: exactly the streak, not one per record
@@ -156,7 +156,7 @@ def test_a_workflow_whose_every_answer_is_empty_stops_after_ten_calls(workspace:
     )
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, "run", "wf.py", "--yes", env=env)
+        result = invoke_shoal(workspace, "run", "wf.py", "--yes", env=env)
         requests = server.backend.stats["requests"]
     assert result.returncode == 1, result.stderr
     assert 10 <= requests <= 10 + 4, requests  # not 30 agents x 5 attempts
@@ -193,7 +193,7 @@ def test_a_workflow_whose_agents_all_fail_validation_stops_after_ten_agents(work
     )
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, "run", "wf.py", "--yes", env=env)
+        result = invoke_shoal(workspace, "run", "wf.py", "--yes", env=env)
         requests = server.backend.stats["requests"]
     assert result.returncode == 1, result.stderr
     # Every call is a finished answer to the caller; the agents' verdicts are what repeat. Each
@@ -216,7 +216,7 @@ def test_a_plan_whose_every_call_is_refused_stops_at_the_configured_limit(worksp
     settings = FakeSettings(limits=FakeLimits(rpm=60_000, tpm=600, window_s=1.0), latency_s=0.0)
     with FakeServer(settings) as server:
         env = clean_env(OPENAI_API_KEY="k", OPENAI_BASE_URL=server.openai_base_url)
-        result = run_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
+        result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", env=env)
         requests = server.backend.stats["requests"]
     assert result.returncode == 1, result.stderr
     # Phase 1's three drafts are refused, then their three escalated drafts: the 4th refusal stops

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 
-from helpers import Spawn, clean_env, invoke_shoal, run_shoal
+from helpers import Spawn, clean_env, invoke_shoal
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -49,7 +49,7 @@ def test_without_a_terminal_or_yes_a_workflow_does_not_start(workspace: Path) ->
 
 
 def test_the_bug_hunt_example_runs_on_rehearsal(workspace: Path) -> None:
-    result = run_shoal(workspace, "run", str(EXAMPLES / "bug_hunt" / "workflow.py"), "--yes")
+    result = invoke_shoal(workspace, "run", str(EXAMPLES / "bug_hunt" / "workflow.py"), "--yes")
     assert result.returncode == 0, result.stderr
     assert "Phases: scan, verify, report" in result.stderr
     report = (workspace / ".shoal" / "reports" / "bug-hunt.md").read_text()
@@ -60,7 +60,7 @@ def test_the_bug_hunt_example_runs_on_rehearsal(workspace: Path) -> None:
 
 
 def test_the_migration_example_runs_on_rehearsal(workspace: Path) -> None:
-    result = run_shoal(workspace, "run", str(EXAMPLES / "migration" / "workflow.py"), "--yes")
+    result = invoke_shoal(workspace, "run", str(EXAMPLES / "migration" / "workflow.py"), "--yes")
     assert result.returncode == 0, result.stderr
     report = (workspace / ".shoal" / "reports" / "migration.md").read_text()
     assert "3 of 3 file(s) pass the test suite" in report
@@ -117,7 +117,7 @@ def test_a_rerun_after_kill_9_sends_only_what_had_not_finished(
         assert 3 <= len(finished) < 16, "the kill came too late to leave work to resume"
         sent_before = server.backend.stats["requests"]
 
-        result = run_shoal(workspace, "run", "fanout.py", "--yes", env=env)
+        result = invoke_shoal(workspace, "run", "fanout.py", "--yes", env=env)
         sent_after = server.backend.stats["requests"]
     assert result.returncode == 0, result.stderr
     assert sent_after - sent_before == 16 - len(finished)  # exactly the unfinished calls were sent
