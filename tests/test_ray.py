@@ -547,7 +547,9 @@ async def test_workflow_typed_tools_run_on_ray_workers(workspace: Path, ray_addr
     config = ShoalConfig(limits={"openai:scripted": ModelLimits(rpm=60_000, tpm=10_000_000)})
     target = RayTarget(ray_address, None)
     async with (
-        executor_tools(target, state_dir=workspace / ".shoal", local=Scripted(script)) as providers,
+        executor_tools(
+            target, job_name="workflow:raytools", state_dir=workspace / ".shoal", local=Scripted(script)
+        ) as providers,
         open_job(
             state=StateDir(workspace),
             config=config,

@@ -18,6 +18,7 @@ not this one, is in brackets)::
         │   └── PermanentError     any other 4xx: retrying cannot help
         ├── BudgetExhausted        the next call could exceed max_cost_usd
         ├── OutageTooLong          [engine] the provider answered nothing for max_outage_s
+        ├── WorkerLost             [cluster] a Ray worker died mid-loop; the loop is dispatched again
         ├── AgentFailed            [workflows] one agent failed for good; the run exits 1
         ├── AgentCapExceeded       [workflows] another agent would exceed max_agents
         ├── DraftRejected          [draft] a draft failed a check; the reason goes back to the model

@@ -96,7 +96,9 @@ class Launch:
                 local=self.providers,
             )
         else:
-            placed = executor_tools(self.cluster, state_dir=self.state.state_dir, local=self.providers)
+            placed = executor_tools(
+                self.cluster, job_name=name, state_dir=self.state.state_dir, local=self.providers
+            )
         async with (
             placed as providers,
             open_job(

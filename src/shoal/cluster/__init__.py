@@ -6,18 +6,31 @@ actors send the model requests; see docs/decisions.md ("Ray: the driver governs,
 """
 
 from ._connect import RayTarget, executor_providers, executor_tools, ray_target
-from ._placing import LintPlacer, ToolPlacer, lint_runner, place_tools
+from ._placing import (
+    LintPlacer,
+    LoopPlacer,
+    Relay,
+    ToolPlacer,
+    WorkerLost,
+    lint_runner,
+    loop_placer,
+    place_tools,
+)
 from ._stats import WorkerSource, WorkerStat, note_workers, workers_of
 
 __all__ = [
     "LintPlacer",
+    "LoopPlacer",
     "RayTarget",
+    "Relay",
     "ToolPlacer",
     "WorkerSource",
+    "WorkerLost",
     "WorkerStat",
     "executor_providers",
     "executor_tools",
     "lint_runner",
+    "loop_placer",
     "note_workers",
     "place_tools",
     "ray_target",

@@ -206,13 +206,21 @@ async def executor_providers(
 
 @asynccontextmanager
 async def executor_tools(
-    target: RayTarget | None, *, state_dir: Path, local: ProviderSource
+    target: RayTarget | None, *, job_name: str, state_dir: Path, local: ProviderSource
 ) -> AsyncIterator[ProviderSource]:
-    """For workflows: model calls stay on the driver; agents' typed Python tools run on Ray workers."""
+    """For workflows: agents' loops (or, for agents with workspace tools, their typed Python tools)
+    run on Ray workers; their model requests are answered by the driver."""
     if target is None:
         yield local
         return
+    import ray
+
+    from ._pool import job_prefix, kill_leftovers
     from ._tools import RemoteTools
 
     async with _connected(target, state_dir):
-        yield RemoteTools(local)
+        prefix = job_prefix(job_name)
+        kill_leftovers(prefix)
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        count = target.workers or max(1, int(resources.get("CPU", 1)))
+        yield RemoteTools(local, prefix=prefix, workers=count)  # the job closes it, loops included

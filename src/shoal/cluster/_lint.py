@@ -74,7 +74,7 @@ class RemoteLint:
         except ray.exceptions.RayError as exc:
             return LintResult(command, False, (f"lint could not run on a Ray worker: {type(exc).__name__}",))
         name = f"lint-{node}-{pid}"
-        stat = self.stats.setdefault(name, WorkerStat(name, node=node))
+        stat = self.stats.setdefault(name, WorkerStat(name, node=node, unit="lint checks"))
         stat.done += 1
         assert isinstance(result, LintResult)
         return result

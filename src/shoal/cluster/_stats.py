@@ -15,10 +15,13 @@ __all__ = ["WorkerSource", "WorkerStat", "note_workers", "workers_of"]
 class WorkerStat:
     name: str  # the actor's name: shoal-<job digest>-<pid>-<slot>-<generation>
     node: str = "?"  # the Ray node id it was placed on (first 12 characters)
-    done: int = 0  # requests answered (any answer, including errors the provider returned)
+    done: int = 0  # what it finished, counted in `unit` (a request answered with an error counts)
     running: int = 0
-    busy_s: float = 0.0  # summed time its requests took on the worker
-    lost: bool = False  # the actor died; its requests in flight were sent again elsewhere
+    # Senders, lint checks, tools: summed time its work took on the worker. Loop workers run many
+    # agents at once, mostly waiting on the driver: the CPU time their process spent instead.
+    busy_s: float = 0.0
+    lost: bool = False  # the actor died; its work in flight was dispatched again elsewhere
+    unit: str = "requests"  # "requests", "agents", "tool calls" or "lint checks"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -28,6 +31,7 @@ class WorkerStat:
             "running": self.running,
             "busy_s": round(self.busy_s, 3),
             "lost": self.lost,
+            "unit": self.unit,
         }
 
 
@@ -51,5 +55,5 @@ def note_workers(job: Job, say: Callable[[str], None]) -> None:
         return
     job.journal.event(job.run_id, "workers", None, workers=[w.as_dict() for w in workers])
     for w in workers:
-        lost = " (lost; its requests in flight went to another worker)" if w.lost else ""
-        say(f"  ray worker {w.name} on node {w.node}: {w.done} requests, {w.busy_s:.1f}s busy{lost}")
+        lost = f" (lost; its {w.unit} in flight went to another worker)" if w.lost else ""
+        say(f"  ray worker {w.name} on node {w.node}: {w.done} {w.unit}, {w.busy_s:.1f}s busy{lost}")

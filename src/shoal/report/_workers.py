@@ -16,15 +16,16 @@ def workers_section(data: ReportData) -> Section | None:
         return None
     section = Section("Ray workers")
     section.paragraphs.append(
-        "Time each worker spent on this job's requests or tools (summed over the requests it ran at "
-        "once). A lost worker died mid-run; its requests in flight were sent again by another."
+        "What each worker finished and how long it was busy: for requests, tools and lint checks, "
+        "their time summed (over those it ran at once); for agents' loops, its process's CPU time. "
+        "A lost worker died mid-run; its work in flight was dispatched again to another."
     )
     rows = [
         [
             str(event.run_id),
             str(worker["name"]),
             str(worker["node"]),
-            count(int(worker["done"])),
+            f"{count(int(worker['done']))} {worker.get('unit', 'requests')}",
             f"{float(worker['busy_s']):.1f}s",
             "lost" if worker.get("lost") else "",
         ]

@@ -178,10 +178,11 @@ def _footer(status: dict[str, Any]) -> list[Text]:
             )
         )
     for worker in status.get("cluster") or []:
-        lost = ", lost (its requests went to another worker)" if worker.get("lost") else ""
+        unit = worker.get("unit", "requests")
+        lost = f", lost (its {unit} went to another worker)" if worker.get("lost") else ""
         lines.append(
             Text(
-                f"ray worker on node {worker['node']}: {count(worker['done'])} done, "
+                f"ray worker on node {worker['node']}: {count(worker['done'])} {unit} done, "
                 f"{worker['running']} running, {duration(worker['busy_s'])} busy{lost}"
             )
         )

@@ -8,29 +8,26 @@ its finished requests and its tools' results, then continues where it stopped.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import pydantic_core
 from pydantic import TypeAdapter
-from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.messages import ModelMessage
-from pydantic_ai.output import StructuredDict
-from pydantic_ai.tools import RunContext
-from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, WrapperToolset
-from pydantic_ai.toolsets.abstract import ToolsetTool
-from pydantic_ai.usage import UsageLimits
+from pydantic_ai.models import Model
 
-from ..cluster import place_tools
+from ..cluster import LoopPlacer, WorkerLost, loop_placer, place_tools
 from ..engine import Stopped, is_call_specific
 from ..errors import ModelCallError
 from ..journal import ItemStatus
 from ._errors import AgentFailed, WorkflowError
 from ._failure import failure_line
-from ._model import Session, build_model, dump_messages
+from ._model import Session, build_model, dump_messages, dump_response
 from ._paths import current_scope, digest, slug
+from ._remote import RemoteAgent, RemoteOutcome, Turn, remote_agent, turn_messages
+from ._runner import SessionFailed, make_agent, output_type, previous_results, run_session
 from ._runtime import Runtime, current_runtime
 from ._tools import BUILTIN_TOOLS, builtin_tools
 from ._workspace import current_shared
@@ -40,36 +37,7 @@ __all__ = ["agent", "render_reference"]
 T = TypeVar("T")
 ToolSpec = str | Callable[..., Any]
 _SUMMARY_CHARS = 2000
-
-
-@dataclass
-class _ReplayingToolset(WrapperToolset[Any]):
-    """Answers a tool call that a saved session already holds the result of (a resumed agent),
-    instead of running the tool again; write_file always runs again (idempotent), so a workspace
-    rebuilt from scratch gets its files back."""
-
-    previous: dict[str, tuple[str, Any]] = field(default_factory=dict)
-
-    async def call_tool(
-        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
-    ) -> Any:
-        prior = self.previous.get(ctx.tool_call_id or "")
-        if prior is not None and prior[0] == name and name != "write_file":
-            return prior[1]
-        return await super().call_tool(name, tool_args, ctx, tool)
-
-
-def _previous_results(saved: Any) -> dict[str, tuple[str, Any]]:
-    """tool_call_id -> (tool name, result) from a saved session."""
-    found: dict[str, tuple[str, Any]] = {}
-    for message in saved if isinstance(saved, list) else []:
-        if not isinstance(message, dict) or message.get("kind") != "request":
-            continue
-        for part in message.get("parts") or []:
-            if isinstance(part, dict) and part.get("part_kind") == "tool-return":
-                if part.get("outcome", "success") == "success" and part.get("tool_call_id"):
-                    found[part["tool_call_id"]] = (part.get("tool_name", ""), part.get("content"))
-    return found
+_DISPATCHES = 3  # workers an agent may lose before it fails
 
 
 def render_reference(value: Any) -> str:
@@ -85,18 +53,6 @@ def _compose(prompt: str, reference: Any) -> str:
     if reference is None:
         return prompt
     return f"{prompt}\n\n--- reference ---\n{render_reference(reference)}\n--- end of reference ---"
-
-
-def _output(schema: Any) -> tuple[Any, Any]:
-    """(pydantic-ai output type, JSON schema for the inputs hash)."""
-    if schema is None:
-        return str, None
-    if isinstance(schema, dict):
-        return StructuredDict(schema), schema
-    try:
-        return schema, TypeAdapter(schema).json_schema()
-    except Exception as exc:  # pydantic raises several kinds for types it cannot describe
-        raise WorkflowError(f"agent(schema=...): pydantic cannot validate {schema!r} ({exc})") from None
 
 
 def _split_tools(tools: Sequence[ToolSpec]) -> tuple[list[str], list[Callable[..., Any]]]:
@@ -197,7 +153,7 @@ async def agent(
     scope = current_scope()
     ref = runtime.resolve_model(model)
     tool_names, functions = _split_tools(tools)
-    output_type, schema_json = _output(schema)
+    schema_json = output_type(schema)[1]
     text = _compose(prompt, reference)
     inputs = {
         "prompt": text,
@@ -213,7 +169,7 @@ async def agent(
     async with runtime.agent_slots:
         runtime.agents.running += 1
         try:
-            return await _run(session, text, output_type, system, tool_names, functions, max_requests)
+            return await _run(session, text, schema, system, tool_names, functions, max_requests)
         finally:
             runtime.agents.running -= 1
 
@@ -221,7 +177,7 @@ async def agent(
 async def _run(
     session: Session,
     text: str,
-    output_type: Any,
+    schema: Any,
     system: str | None,
     tool_names: list[str],
     functions: list[Callable[..., Any]],
@@ -232,49 +188,126 @@ async def _run(
     path = session.path
     running = job.journal.item_write(job.name, path, ItemStatus.RUNNING, stage=session.phase)
     job.journal.write_nowait([running])
-    toolsets: list[AbstractToolset[Any]] = []
-    if tool_names or functions:
-        listed: list[Any] = place_tools(job, functions)  # on Ray workers with the executor "ray"
-        if tool_names:
-            where = await _workspace_for(runtime, path)
-            hidden = [p.api_key_env for p in job.config.providers.values() if p.api_key_env]
-            allowed = runtime.settings.allowed_commands
-            listed = [*builtin_tools(tool_names, where, allowed, hidden=hidden), *listed]
-        previous = _previous_results(job.journal.load_session(session.session_id))
-        toolsets.append(_ReplayingToolset(FunctionToolset(listed), previous=previous))
-    retries = runtime.settings.output_retries
-    runner: Agent[None, Any] = Agent(
-        build_model(session),
-        output_type=output_type,
-        system_prompt=system or (),
-        toolsets=toolsets,
-        retries={"output": retries, "tools": retries},
-        model_settings={"max_tokens": session.max_tokens},
-        name=path.rsplit("/", 1)[-1],
-    )
-    captured: list[ModelMessage] = []
+    placer = loop_placer(job)
     try:
-        with capture_run_messages() as captured:  # kept on failure: the answer goes in the reason
-            result = await runner.run(text, usage_limits=UsageLimits(request_limit=max_requests))
+        if placer is not None and not tool_names:  # workspace tools need the driver's disk
+            output, messages = await _on_a_worker(
+                placer, session, text, schema, system, functions, max_requests
+            )
+        else:
+            output, messages = await _here(session, text, schema, system, tool_names, functions, max_requests)
     except Stopped:
         job.journal.write_nowait([job.journal.item_write(job.name, path, ItemStatus.PENDING)])
         raise
-    except WorkflowError:
-        raise
-    except Exception as exc:  # the agent failed for good: its retries are spent
-        reason = failure_line(exc, captured)
-        if not isinstance(exc, ModelCallError):
+    except SessionFailed as failed:
+        reason, cause = failed.reason, failed.cause
+        if not isinstance(cause, ModelCallError):
             runtime.agent_streak.failure("agent", reason)
-        elif is_call_specific(exc.outcome, exc.status):
-            runtime.agent_streak.failure(exc.outcome, reason)
+        elif is_call_specific(cause.outcome, cause.status):
+            runtime.agent_streak.failure(cause.outcome, reason)
         runtime.failures[path] = reason
         runtime.agents.failed += 1
         await job.journal.set_item(job.name, path, ItemStatus.FAILED, error=reason, attempts=1)
-        raise AgentFailed(path, reason) from exc
-    await job.journal.save_session(session.session_id, job.name, path, dump_messages(result.all_messages()))
+        raise AgentFailed(path, reason) from cause
+    await job.journal.save_session(session.session_id, job.name, path, messages)
     job.journal.write_nowait(
-        [job.journal.item_write(job.name, path, ItemStatus.DONE, output=_summary(result.output), attempts=1)]
+        [job.journal.item_write(job.name, path, ItemStatus.DONE, output=_summary(output), attempts=1)]
     )
     runtime.agents.done += 1
     runtime.agent_streak.success()
-    return result.output
+    return output
+
+
+async def _here(
+    session: Session,
+    text: str,
+    schema: Any,
+    system: str | None,
+    tool_names: list[str],
+    functions: list[Callable[..., Any]],
+    max_requests: int,
+) -> tuple[Any, Any]:
+    """The agent's loop on the driver (typed tools on Ray workers with the executor "ray")."""
+    runtime = session.runtime
+    job = runtime.job
+    listed: list[Any] = place_tools(job, functions)
+    if tool_names:
+        where = await _workspace_for(runtime, session.path)
+        hidden = [p.api_key_env for p in job.config.providers.values() if p.api_key_env]
+        allowed = runtime.settings.allowed_commands
+        listed = [*builtin_tools(tool_names, where, allowed, hidden=hidden), *listed]
+    previous = previous_results(job.journal.load_session(session.session_id)) if listed else {}
+    runner = make_agent(
+        build_model(session),
+        schema=schema,
+        system=system,
+        tools=listed,
+        previous=previous,
+        retries=runtime.settings.output_retries,
+        max_tokens=session.max_tokens,
+        name=session.path.rsplit("/", 1)[-1],
+    )
+    output, messages = await run_session(runner, text, max_requests)
+    return output, dump_messages(messages)
+
+
+async def _on_a_worker(
+    placer: LoopPlacer,
+    session: Session,
+    text: str,
+    schema: Any,
+    system: str | None,
+    functions: list[Callable[..., Any]],
+    max_requests: int,
+) -> tuple[Any, Any]:
+    """The agent's whole loop on a cluster worker; the driver answers its model requests. A worker
+    lost mid-agent: the agent is dispatched again from its saved session, so its finished requests
+    replay from the journal and its tools' results from the session."""
+    runtime = session.runtime
+    job = runtime.job
+    for value in (*functions, schema):
+        placer.ship_by_value(value)
+    for dispatch in range(1, _DISPATCHES + 1):
+        fresh = Session(runtime, session.path, session.phase, session.ref, session.max_tokens)
+        model = build_model(fresh)
+        spec = RemoteAgent(
+            text=text,
+            system=system,
+            schema=schema,
+            functions=functions,
+            previous=previous_results(job.journal.load_session(session.session_id)),
+            retries=runtime.settings.output_retries,
+            max_tokens=session.max_tokens,
+            max_requests=max_requests,
+            name=session.path.rsplit("/", 1)[-1],
+            profile=model.profile,
+            model_name=session.ref.name,
+            provider=session.ref.provider,
+        )
+        asked: list[ModelMessage] = []  # the last conversation the worker sent: for a failure's reason
+
+        async def answer(turn: Turn, model: Model = model, asked: list[ModelMessage] = asked) -> str:
+            asked[:] = turn_messages(turn)
+            return dump_response(await model.request(asked, turn.settings, turn.params))
+
+        try:
+            outcome: RemoteOutcome = await placer.run_loop(functools.partial(remote_agent, spec), answer)
+        except WorkerLost as exc:
+            if dispatch == _DISPATCHES:
+                raise SessionFailed(f"{exc} ({_DISPATCHES} workers lost running this agent)", exc) from exc
+            continue
+        except (Stopped, WorkflowError):
+            raise
+        except Exception as exc:  # a request the driver answered failed for good
+            raise SessionFailed(failure_line(exc, asked), exc) from exc
+        if outcome.failure is not None:
+            raise SessionFailed(outcome.failure)
+        return _validated(schema, outcome.output), outcome.messages
+    raise AssertionError("unreachable")
+
+
+def _validated(schema: Any, data: Any) -> Any:
+    """The worker's output as the script's own types (a class shipped by value is a copy there)."""
+    if schema is None or isinstance(schema, dict):
+        return data
+    return TypeAdapter(schema).validate_python(data)

@@ -52,7 +52,15 @@ from ..providers import AgentTurn, Message, ModelRef, ModelReply, Provider, Tool
 from ..providers import ModelRequest as PlainRequest
 from ._runtime import Runtime
 
-__all__ = ["Session", "build_model", "dump_messages", "load_response", "plain_messages", "request_key"]
+__all__ = [
+    "Session",
+    "build_model",
+    "dump_messages",
+    "dump_response",
+    "load_response",
+    "plain_messages",
+    "request_key",
+]
 
 # Fields that differ between two runs of the same conversation; left out of the journal key.
 _VOLATILE = frozenset({"timestamp", "run_id", "conversation_id"})
