@@ -7,7 +7,8 @@ The generated flow.py starts `--agents` agents on the keyless rehearsal provider
 Python tool that burns about `--tool-s` seconds of pure-Python CPU (calibrated here first), because
 the replies file scripts that call (`{"match", "call": {"tool", "args"}}`), and then answers from
 the tool's result. Simulated model latency is off and the rehearsal rate limits are raised out of
-the way, so the figure is where the tools run. The Ray run starts a local Ray of this machine's CPUs
+the way, so the figure is where the agents and their tools run (on Ray: each agent's whole loop
+on a worker actor, its model requests answered by the driver). The Ray run starts a local Ray of this machine's CPUs
 (shoal does, as for a user who sets no `[executor] address`) and shares its rate budget through the
 Redis on 127.0.0.1:6379 under a namespace of its own. Wall time is the whole command, Ray's start
 included; beside it the journal's run time (the job opened to its end: after Ray has started).
@@ -125,12 +126,14 @@ def main() -> None:
         local, local_job_s, _ = run(local_root, args.agents, ray=False)
         ray, ray_job_s, workers = run(ray_root, args.agents, ray=True)
     print(f"load average after: {loadavg()}")
-    print(f"{'command':<44} {'wall':>7} {'run':>7} {'peak RSS':>9}  tool calls")
+    print(f"{'command':<44} {'wall':>7} {'run':>7} {'peak RSS':>9}  where the agents ran")
     print(
         f"{'shoal run flow.py --yes':<44} {local.wall_s:>6.1f}s {local_job_s:>6.1f}s "
-        f"{local.peak_rss_mb:>7.0f}MB  {args.agents} in the driver process"
+        f"{local.peak_rss_mb:>7.0f}MB  {args.agents} agents in the driver process"
     )
-    per_worker = ", ".join(f"{w['done']} calls {w['busy_s']}s busy" for w in workers) or "none recorded"
+    per_worker = (
+        ", ".join(f"{w['done']} {w.get('unit', 'requests')}, {w['busy_s']}s CPU" for w in workers) or "none recorded"
+    )
     print(
         f"{'shoal run flow.py --yes --executor ray':<44} {ray.wall_s:>6.1f}s {ray_job_s:>6.1f}s "
         f"{ray.peak_rss_mb:>7.0f}MB  {per_worker}"

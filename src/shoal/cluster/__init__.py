@@ -2,7 +2,8 @@
 
 Ray is imported only when `[executor] kind = "ray"` or `--executor ray` chooses it. The `shoal`
 process stays the driver: the only journal writer and the only writer of the user's files. Ray
-actors send the model requests; see docs/decisions.md ("Ray: the driver governs, actors send").
+actors send map and plan requests and run workflow agents' loops, asking the driver for each model
+request; see docs/decisions.md ("Ray: the driver governs, actors send").
 """
 
 from ._connect import RayTarget, executor_providers, executor_tools, ray_target
