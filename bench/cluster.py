@@ -8,8 +8,8 @@ Python tool that burns about `--tool-s` seconds of pure-Python CPU (calibrated h
 the replies file scripts that call (`{"match", "call": {"tool", "args"}}`), and then answers from
 the tool's result. Simulated model latency is off and the rehearsal rate limits are raised out of
 the way, so the figure is where the agents and their tools run (on Ray: each agent's whole loop
-on a worker actor, its model requests answered by the driver). The Ray run starts a local Ray of this machine's CPUs
-(shoal does, as for a user who sets no `[executor] address`) and shares its rate budget through the
+on a worker actor, its model requests answered by the driver). The Ray run starts a local Ray of
+this machine's CPUs (shoal does, as for a user who sets no `[executor] address`) and shares its rate budget through the
 Redis on 127.0.0.1:6379 under a namespace of its own. Wall time is the whole command, Ray's start
 included; beside it the journal's run time (the job opened to its end: after Ray has started).
 """
@@ -131,9 +131,8 @@ def main() -> None:
         f"{'shoal run flow.py --yes':<44} {local.wall_s:>6.1f}s {local_job_s:>6.1f}s "
         f"{local.peak_rss_mb:>7.0f}MB  {args.agents} agents in the driver process"
     )
-    per_worker = (
-        ", ".join(f"{w['done']} {w.get('unit', 'requests')}, {w['busy_s']}s CPU" for w in workers) or "none recorded"
-    )
+    described = [f"{w['done']} {w.get('unit', 'requests')}, {w['busy_s']}s CPU" for w in workers]
+    per_worker = ", ".join(described) or "none recorded"
     print(
         f"{'shoal run flow.py --yes --executor ray':<44} {ray.wall_s:>6.1f}s {ray_job_s:>6.1f}s "
         f"{ray.peak_rss_mb:>7.0f}MB  {per_worker}"
