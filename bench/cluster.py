@@ -9,9 +9,10 @@ the replies file scripts that call (`{"match", "call": {"tool", "args"}}`), and 
 the tool's result. Simulated model latency is off and the rehearsal rate limits are raised out of
 the way, so the figure is where the agents and their tools run (on Ray: each agent's whole loop
 on a worker actor, its model requests answered by the driver). The Ray run starts a local Ray of
-this machine's CPUs (shoal does, as for a user who sets no `[executor] address`) and shares its rate budget through the
-Redis on 127.0.0.1:6379 under a namespace of its own. Wall time is the whole command, Ray's start
-included; beside it the journal's run time (the job opened to its end: after Ray has started).
+this machine's CPUs (shoal does, as for a user who sets no `[executor] address`) and shares its
+rate budget through the Redis on 127.0.0.1:6379 under a namespace of its own. Wall time is the whole
+command, Ray's start included; beside it the journal's run time (the job opened to its end: after
+Ray has started).
 """
 
 from __future__ import annotations
