@@ -490,6 +490,21 @@ CASES: dict[str, Case] = {
             "@workflow\nasync def main() -> None:\n    pass\n"
         ),
     ),
+    "workflow [job] max_tokens above its model's limit": Case(
+        ("run", "wf.py", "--yes"),
+        ("[job] max_tokens 9,000", "anthropic:claude-3-5-haiku-20241022", "8,192"),
+        setup=lambda env: (
+            (
+                env.write("shoal.toml", "[job]\nmax_tokens = 9000\n"),
+                script(
+                    "from shoal import agent, workflow\n\n"
+                    "@workflow(name='big', model='anthropic:claude-3-5-haiku-20241022')\n"
+                    "async def main() -> str:\n    return await agent('hello')\n"
+                )(env),
+            )
+            and None
+        ),
+    ),
     "workflow unknown --arg": Case(
         ("run", "wf.py", "--yes", "--arg", "files=a.py"),
         ("no such argument",),

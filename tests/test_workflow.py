@@ -366,4 +366,13 @@ async def test_an_unknown_tool_or_model_is_a_usage_error(harness: Harness) -> No
 
     with pytest.raises(WorkflowError, match="unknown model 'fastest'"):
         await harness.run(hosted)
+
+    @workflow(name="toolong", model="openai:gpt-4o-mini")
+    async def too_long() -> str:
+        return await agent("Write a book", max_tokens=20_000)
+
+    with pytest.raises(
+        WorkflowError, match=r"agent\(max_tokens=\.\.\.\) 20,000 is above openai:gpt-4o-mini's limit"
+    ):
+        await harness.run(too_long)
     assert harness.requests == 0

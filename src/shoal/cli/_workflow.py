@@ -15,7 +15,7 @@ from ..engine import StateDir, StopSignal
 from ..errors import ExitCode
 from ..estimate import workflow_estimate_line
 from ..journal import read_usage
-from ..preflight import check_workspace
+from ..preflight import check_max_tokens, check_workspace
 from ..pricing import PriceBook
 from ..providers import ModelRef
 from ..view import watch_job
@@ -108,6 +108,8 @@ def run_workflow_command(
         settings = definition.settings(config, cwd=root)
         seen = outline(target)
         default, named = _models(seen.models, settings.default_model, config)
+        for ref in dict.fromkeys([default, *named.values()]):  # agent(max_tokens=...) is checked as it starts
+            check_max_tokens(ref, settings.max_tokens, source="[job] max_tokens")
         launch.check_models([default, *named.values()])
         check_workspace(root)
         if not confirm_launch(_summary(target, settings, seen, config, root), yes=yes):

@@ -20,8 +20,9 @@ from pydantic_ai.models import Model
 
 from ..cluster import LoopPlacer, WorkerLost, loop_placer, place_tools
 from ..engine import Stopped, is_call_specific
-from ..errors import ModelCallError
+from ..errors import InputError, ModelCallError
 from ..journal import ItemStatus
+from ..preflight import check_max_tokens
 from ._errors import AgentFailed, WorkflowError
 from ._failure import failure_line
 from ._model import Session, build_model, dump_messages, dump_response
@@ -152,6 +153,11 @@ async def agent(
     runtime = current_runtime()
     scope = current_scope()
     ref = runtime.resolve_model(model)
+    if max_tokens is not None:
+        try:
+            check_max_tokens(ref, max_tokens, source="agent(max_tokens=...)")
+        except InputError as exc:
+            raise WorkflowError(str(exc)) from None
     tool_names, functions = _split_tools(tools)
     schema_json = output_type(schema)[1]
     text = _compose(prompt, reference)
