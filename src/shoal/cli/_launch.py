@@ -81,10 +81,11 @@ class Launch:
 
     @asynccontextmanager
     async def open(
-        self, name: str, stop: StopSignal, *, remote: Literal["calls", "tools"] = "calls"
+        self, name: str, stop: StopSignal, *, remote: Literal["calls", "agents"] = "calls"
     ) -> AsyncIterator[Job]:
         """The job, its items placed by the executor: on Ray, model calls go to workers ("calls",
-        map and plans) or only agents' Python tools do ("tools", workflows); the driver journals."""
+        map and plans) or workflow agents' loops do ("agents"), asking the driver for each model request;
+        the driver journals."""
         placed: AbstractAsyncContextManager[ProviderSource]
         if remote == "calls":
             placed = executor_providers(

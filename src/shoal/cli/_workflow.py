@@ -115,7 +115,7 @@ def run_workflow_command(
         if not confirm_launch(_summary(target, settings, seen, config, root), yes=yes):
             say("workflow: not started")
             return ExitCode.STOPPED
-        async with launch.open(f"workflow:{settings.name}", stop, remote="tools") as job:
+        async with launch.open(f"workflow:{settings.name}", stop, remote="agents") as job:
             # The dashboard shows the script as it was at launch, even if the file changes later.
             script = _text(target)
             job.journal.event(job.run_id, "script", None, source="workflow", path=str(target), text=script)
