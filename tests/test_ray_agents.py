@@ -35,7 +35,7 @@ from shoal.config import ModelLimits, ShoalConfig
 from shoal.engine import StateDir, StopSignal, open_job
 from shoal.providers._http import make_http_client
 from shoal.providers._pydantic_ai import PydanticAIProvider
-from shoal.workflows import Workflow, WorkflowResult, agent, run_workflow, workflow
+from shoal.workflows import Workflow, WorkflowResult, agent, parallel, run_workflow, workflow
 
 # Ray's nodes on loopback: set before Ray is imported here.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -97,7 +97,12 @@ def tool_results(messages: list[ModelMessage]) -> list[str]:
 
 
 async def run_on_ray(
-    workspace: Path, ray_address: str, flow: Workflow, providers: Scripted, name: str
+    workspace: Path,
+    ray_address: str,
+    flow: Workflow,
+    providers: Scripted,
+    name: str,
+    stop: StopSignal | None = None,
 ) -> tuple[WorkflowResult, list[dict[str, object]]]:
     config = ShoalConfig(limits={"openai:scripted": ModelLimits(rpm=60_000, tpm=10_000_000)})
     target = RayTarget(ray_address, 2)
@@ -109,7 +114,7 @@ async def run_on_ray(
             name=name,
             command="test",
             env={},
-            stop=StopSignal(),
+            stop=stop or StopSignal(),
             providers=placed,
         ) as job,
     ):
@@ -260,3 +265,47 @@ async def test_an_agent_that_fails_on_a_worker_fails_in_one_line(workspace: Path
     assert providers.requests == 3  # the first answer and two retries, each journaled by the driver
     assert len(calls(workspace)) == 3
     assert sum(int(str(w["done"])) for w in workers if "-loops-" in str(w["name"])) == 1
+
+
+@pytest.mark.timeout(480)
+async def test_a_drained_job_stops_its_agents_on_workers_and_the_rerun_finishes_them(
+    workspace: Path, ray_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    where = tmp_path_factory.mktemp("drain")
+
+    def script(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        results = tool_results(messages)
+        if not results:
+            prompt = str(messages[0].parts[-1].content)  # type: ignore[union-attr]
+            return ModelResponse(
+                parts=[ToolCallPart("hold", {"n": int(prompt.rsplit(" ", 1)[-1]), "where": str(where)})]
+            )
+        return ModelResponse(parts=[TextPart(results[0])])
+
+    @workflow(name="raydrain", model="openai:scripted")
+    async def main() -> list[str]:
+        return await parallel(range(3), lambda i: agent(f"Hold number {i}", tools=[hold], name=f"h{i}"))
+
+    stop = StopSignal()
+    first = Scripted(script)
+    job = asyncio.create_task(run_on_ray(workspace, ray_address, main, first, "workflow:raydrain", stop))
+    deadline = time.monotonic() + SLOW
+    while len(list(where.glob("started-*"))) < 3:
+        assert time.monotonic() < deadline and not job.done(), "agents did not reach their tools"
+        await asyncio.sleep(0.05)
+    stop.drain("Ctrl-C")  # as the first Ctrl-C does: nothing new starts, the job ends resumable
+    (where / "release").touch()
+    result, _ = await asyncio.wait_for(job, SLOW)
+    assert result.exit_code == 3 and result.stopped
+    assert first.requests == 3  # each agent's second request was refused by the drain, not sent
+    with sqlite3.connect(workspace / ".shoal" / "journal.db") as conn:
+        statuses = conn.execute("SELECT status FROM items WHERE job = 'workflow:raydrain'").fetchall()
+    assert sorted(status for (status,) in statuses) == ["pending"] * 3
+
+    again = Scripted(script)
+    result, _ = await run_on_ray(workspace, ray_address, main, again, "workflow:raydrain")
+    assert result.exit_code == 0
+    assert sorted(result.value) == [f"held {i}" for i in range(3)]
+    assert again.requests == 3  # only the requests the drain stopped: the first ones replay
+    keys = [key for key, _ in calls(workspace)]
+    assert len(keys) == len(set(keys)) == 6
