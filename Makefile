@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The suite runs on 4 pytest-xdist processes (most tests wait on subprocesses and fake servers, so
-# more processes than cores pays); a file's tests stay in one process (Ray's tests share one Ray).
+# more processes than cores pays); a file's tests stay in one process (a Ray test file shares one Ray).
 # Serially: make test PYTEST_ARGS=
 PYTEST_ARGS ?= -n 4 --dist loadfile
 

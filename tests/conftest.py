@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated workspace and environment for every test, `shoal` processes that never
-outlive their test, and seeded randomness for tests that stop a job at a random moment."""
+outlive their test, a local Ray per test module that asks for one, and seeded randomness for tests that
+stop a job at a random moment."""
 
 from __future__ import annotations
 
@@ -49,6 +50,18 @@ def spawn() -> Iterator[Spawn]:
         for stream in (process.stdout, process.stderr):
             if stream is not None and not stream.closed:
                 stream.close()
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> Iterator[str]:
+    """A local Ray (2 CPUs, loopback) shared by the tests of one module; its address to join.
+
+    One per test module, so that Ray's test files can run in different xdist processes at once.
+    """
+    from ray_helpers import local_ray
+
+    with local_ray() as address:
+        yield address
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import clean_env, run_shoal, shoal_argv, write_records
+from helpers import clean_env, invoke_shoal, run_shoal, shoal_argv, write_records
 from plan_helpers import copy_example
 
 RECORDS = '{"id": "a", "topic": "tides"}\n{"id": "b", "topic": "reefs"}\n'
@@ -712,7 +712,7 @@ def test_lint_timeout_is_set_in_shoal_toml(env: Env) -> None:
     (env.root / "PLAN.md").write_text(plan.replace("lint_content.py <filepath>", "slow_lint.py <filepath>"))
     config = (env.root / "shoal.toml").read_text()
     (env.root / "shoal.toml").write_text(config + "\n[plan]\nlint_timeout_s = 0.2\n")
-    result = run_shoal(env.root, "run", "PLAN.md", "--yes", "--phase", "1")
+    result = invoke_shoal(env.root, "run", "PLAN.md", "--yes", "--phase", "1")
     assert "Traceback" not in result.stderr
     # The summary names the failure without task-specific numbers; the journal keeps the real one.
     assert "lint command timed out" in result.stderr, result.stderr

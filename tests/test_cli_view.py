@@ -12,7 +12,7 @@ from pathlib import Path
 from shoal.cli._runtime import invoked_as
 from shoal.journal import Journal, RunStatus
 
-from helpers import run_shoal
+from helpers import invoke_shoal
 
 
 class Clock:
@@ -29,7 +29,7 @@ class Clock:
 def test_version_prints_the_installed_version(workspace: Path) -> None:
     from importlib.metadata import version
 
-    result = run_shoal(workspace, "--version")
+    result = invoke_shoal(workspace, "--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"shoal {version('shoal')}"
 
@@ -66,7 +66,7 @@ async def test_job_accepts_the_out_path_or_the_plan_file(workspace: Path) -> Non
         ("./PLAN.md", f"plan:{workspace.resolve() / 'PLAN.md'}"),
         (f"map:{workspace.resolve() / 'out.jsonl'}", f"map:{workspace.resolve() / 'out.jsonl'}"),
     ):
-        result = run_shoal(workspace, "status", "--json", "--job", given)
+        result = invoke_shoal(workspace, "status", "--json", "--job", given)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["job"] == expected
 
@@ -74,7 +74,7 @@ async def test_job_accepts_the_out_path_or_the_plan_file(workspace: Path) -> Non
 async def test_a_job_that_matches_nothing_lists_the_jobs(workspace: Path) -> None:
     await _journal_with_jobs(workspace)
     for command in ("status", "report", "journal"):
-        result = run_shoal(workspace, command, "--job", "nope.jsonl")
+        result = invoke_shoal(workspace, command, "--job", "nope.jsonl")
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in result.stderr
@@ -89,16 +89,16 @@ async def test_a_killed_run_reads_as_interrupted_in_status_and_report(workspace:
     journal = Journal.open(workspace / ".shoal" / "journal.db", Clock())
     await journal.begin_run(job, "shoal map in.jsonl", gone.pid)  # killed: never finished
     await journal.close()
-    status = run_shoal(workspace, "status")
+    status = invoke_shoal(workspace, "status")
     assert status.returncode == 0, status.stderr
     assert "interrupted" in status.stdout and "run the same command again to resume" in status.stdout
-    assert json.loads(run_shoal(workspace, "status", "--json").stdout)["run"]["state"] == "interrupted"
+    assert json.loads(invoke_shoal(workspace, "status", "--json").stdout)["run"]["state"] == "interrupted"
 
     journal = Journal.open(workspace / ".shoal" / "journal.db", Clock())
     second = await journal.begin_run(job, "shoal map in.jsonl", os.getpid())
     await journal.finish_run(second, RunStatus.DONE)
     await journal.close()
-    report = run_shoal(workspace, "report", "--out-dir", "rep")
+    report = invoke_shoal(workspace, "report", "--out-dir", "rep")
     assert report.returncode == 0, report.stderr
     markdown = (workspace / "rep" / "report.md").read_text()
     rows = [line for line in markdown.splitlines() if line.startswith("| ")]

@@ -14,7 +14,7 @@ from shoal.config import JobSettings, ModelLimits, Price, ShoalConfig
 from shoal.engine import CallSpec, StateDir, Stopped, StopSignal, open_job
 from shoal.providers import Message, ModelRef, ModelReply, ModelRequest, Usage
 
-from helpers import output_ids, run_shoal, write_records
+from helpers import invoke_shoal, output_ids, write_records
 
 MODEL = ModelRef("openai", "gpt-4o-mini")
 # $1 per million tokens either way: a call's worst case is (prompt + max_tokens) micro-dollars.
@@ -128,7 +128,7 @@ def test_a_map_job_spends_close_to_its_budget_and_never_over_it(workspace: Path)
     (workspace / "shoal.toml").write_text("[rehearsal]\nlatency_s = 0\n[job]\nconcurrency = 16\n")
     argv = ["map", "in.jsonl", "--prompt", "Explain {topic}.", "--model", "rehearsal", "--out", "out.jsonl"]
     budget = 0.01
-    result = run_shoal(workspace, *argv, "--max-tokens", "1000", "--max-cost", str(budget))
+    result = invoke_shoal(workspace, *argv, "--max-tokens", "1000", "--max-cost", str(budget))
     assert result.returncode == 3, result.stderr
     assert "raise --max-cost" in result.stderr and "resume with:" in result.stderr
     # Sixty records are expected to cost about $0.02: the user was told before launch.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import openai
 import pytest
 
 from shoal.fake import FakeServer, FakeSettings, Hold
 
 
 async def test_held_requests_wait_until_allowed_then_all_go_when_opened() -> None:
+    import openai
+
     async with FakeServer(FakeSettings(latency_s=0.0)) as server:
         hold = server.backend.hold
         hold.close(after=1)
@@ -35,6 +36,8 @@ async def test_held_requests_wait_until_allowed_then_all_go_when_opened() -> Non
 
 
 async def test_stopping_the_server_ends_held_requests() -> None:
+    import openai
+
     server = FakeServer(FakeSettings(latency_s=0.0))
     async with server:
         server.backend.hold.close()

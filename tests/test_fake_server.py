@@ -8,11 +8,9 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import anthropic
 import httpx2
-import openai
 import pytest
 import typer
 from pydantic import BaseModel, Field
@@ -34,6 +32,12 @@ from shoal.providers import parse_rate_headers
 
 from clocks import GatedClock, VirtualClock
 
+# The SDKs (about 3.5 s of CPU to import) are imported by the tests that use them, not by every
+# xdist process that collects this file.
+if TYPE_CHECKING:
+    import anthropic
+    import openai
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
@@ -51,10 +55,14 @@ def quick(**kw: Any) -> FakeSettings:
 
 
 def openai_client(server: FakeServer) -> openai.AsyncOpenAI:
+    import openai
+
     return openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0)
 
 
 def anthropic_client(server: FakeServer) -> anthropic.AsyncAnthropic:
+    import anthropic
+
     return anthropic.AsyncAnthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
 
 
@@ -296,6 +304,9 @@ async def test_openai_and_anthropic_sdks_get_answers_with_rate_headers() -> None
 
 
 async def test_burst_beyond_rpm_gets_429s_that_both_sdks_recognise() -> None:
+    import anthropic
+    import openai
+
     backend = FakeBackend(quick(limits=FakeLimits(rpm=120, window_s=1.0)), clock=FakeClock())
     async with FakeServer(backend=backend) as server:  # 2 per window, and no refill on virtual time
         async with openai_client(server) as client:
@@ -329,6 +340,8 @@ async def test_burst_beyond_rpm_gets_429s_that_both_sdks_recognise() -> None:
 
 
 async def test_tpm_reservation_and_refund_over_http() -> None:
+    import openai
+
     # A 1000-token window refilling at 100 tokens/s: the 0.3 s of latency refill only 30 of them.
     limits = FakeLimits(tpm=6000, window_s=10.0, refund_unused=True)
     settings = quick(limits=limits, latency_s=0.3, replies=(FakeReply("hi", "ok"),))
@@ -428,6 +441,8 @@ async def test_pydantic_ai_agents_get_structured_output_from_both_apis() -> None
 
 
 async def test_drop_is_a_connection_error_and_hang_never_answers() -> None:
+    import openai
+
     async with FakeServer(quick(faults=FaultRates(drop=1.0))) as server:
         async with httpx2.AsyncClient(base_url=server.url) as http:
             body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -62,6 +61,8 @@ async def test_refund_switch_gives_unused_tokens_back() -> None:
 
 
 async def test_no_rate_headers_mode_sends_none_even_on_a_429() -> None:
+    import openai
+
     limits = FakeLimits(rpm=60, window_s=1.0)  # one request per window
     async with FakeServer(settings(limits=limits, rate_headers=False)) as server:
         client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="t", max_retries=0)

@@ -207,7 +207,8 @@ def test_ctrl_c_leaves_the_batch_running_and_cancel_cancels_it(workspace: Path) 
             text=True,
         )
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not journal_has_open_batch(workspace):
+        # Ctrl-C once the open batch has been polled: its counts are in the journal for status to show.
+        while time.monotonic() < deadline and not journal_has_open_batch(workspace, polled=True):
             time.sleep(0.02)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
@@ -225,9 +226,11 @@ def test_ctrl_c_leaves_the_batch_running_and_cancel_cancels_it(workspace: Path) 
         assert len(server.batches.created) == 1
 
 
-def journal_has_open_batch(workspace: Path) -> bool:
+def journal_has_open_batch(workspace: Path, *, polled: bool = False) -> bool:
+    """An open batch in the journal; `polled`: one whose counts a status check has recorded."""
+    sql = "SELECT 1 FROM batches WHERE state = 'open'" + (" AND counts NOT IN ('{}', '')" if polled else "")
     try:
-        return bool(journal(workspace, "SELECT 1 FROM batches WHERE state = 'open'"))
+        return bool(journal(workspace, sql))
     except sqlite3.Error:
         return False
 

@@ -17,7 +17,7 @@ import pytest
 
 from shoal.fake import FakeServer, FakeSettings, FaultRates
 
-from helpers import MAP_ARGV, clean_env, output_ids, run_shoal, shoal_argv, write_records
+from helpers import MAP_ARGV, clean_env, invoke_shoal, output_ids, run_shoal, shoal_argv, write_records
 
 KEY = "sk-test-resilience"
 # Known, generous limits: pacing stays out of the way of what these tests look at.
@@ -90,13 +90,14 @@ def test_provider_down_for_30_s_mid_job_every_record_finishes(workspace: Path) -
     (duration,) = journal_rows(workspace, "SELECT detail FROM events WHERE kind = 'outage_end'")[0]
     assert json.loads(duration)["duration_s"] >= 25
     assert journal_rows(workspace, "SELECT count(*) FROM items WHERE status = 'failed'")[0][0] == 0
-    status = run_shoal(workspace, "status", "--json")
+    status = invoke_shoal(workspace, "status", "--json")
     assert json.loads(status.stdout)["outages"] == {
         "run": len(kinds) // 2,
         "job": len(kinds) // 2,
         "down": {},
     }
-    assert f"provider outages ridden out: {len(kinds) // 2} this run" in run_shoal(workspace, "status").stdout
+    shown = invoke_shoal(workspace, "status").stdout
+    assert f"provider outages ridden out: {len(kinds) // 2} this run" in shown
 
 
 @pytest.mark.timeout(300)
@@ -170,7 +171,7 @@ def test_auto_concurrency_finishes_a_job_and_journals_its_choices(workspace: Pat
 
 def test_a_bad_concurrency_is_one_line_and_exit_2(workspace: Path) -> None:
     write_records(workspace / "in.jsonl", 1)
-    result = run_shoal(workspace, *MAP_ARGV, "--concurrency", "fast", env=clean_env(OPENAI_API_KEY=KEY))
+    result = invoke_shoal(workspace, *MAP_ARGV, "--concurrency", "fast", env=clean_env(OPENAI_API_KEY=KEY))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "shoal: error: --concurrency must be a positive integer or 'auto', not 'fast'"

@@ -29,7 +29,7 @@ from shoal.config import BudgetConfig, ModelLimits, ShoalConfig
 from shoal.fake import FakeLimits, FakeServer, FakeSettings
 from shoal.providers import ProviderSet
 
-from helpers import MAP_ARGV, Spawn, clean_env, output_ids, run_shoal, write_records
+from helpers import MAP_ARGV, Spawn, clean_env, invoke_shoal, output_ids, run_shoal, write_records
 
 redis = pytest.importorskip("redis")
 
@@ -200,7 +200,7 @@ def test_two_processes_on_one_key_stay_within_the_limit_together(
     assert stats["rate_limited"] == 0
     # Each job's own view said the budget was shared by two processes; the report says so.
     assert max(_last_shared(first)["processes_max"], _last_shared(second)["processes_max"]) == 2
-    report = run_shoal(first, "report", env=env)
+    report = invoke_shoal(first, "report", env=env)
     assert report.returncode == 0, report.stderr
     assert "shared through Redis by up to 2 processes" in (first / "report.md").read_text()
     # No API key and no prefix of one was written to Redis: every key and value, scanned.
@@ -291,7 +291,7 @@ def test_a_process_killed_mid_job_leaves_the_budget_whole(
         _wait_for(lambda: _lines(survivor / "out.jsonl") >= 3)
 
         def status_says_two() -> bool:
-            shown = run_shoal(survivor, "status", env=env, timeout=30).stdout
+            shown = invoke_shoal(survivor, "status", env=env).stdout
             return "shared by 2 processes" in " ".join(shown.replace("│", " ").split())
 
         _wait_for(status_says_two, timeout=20)

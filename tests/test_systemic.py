@@ -7,7 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from helpers import run_shoal
+from helpers import invoke_shoal
 from plan_helpers import copy_example, replies, shipped, status_cells, write_replies
 
 # A content linter whose one complaint names the task: its title, its slug and numbers.
@@ -32,7 +32,7 @@ def test_three_tasks_with_the_same_title_problem_stop_the_phase_instead_of_escal
         draft = next(i["reply"] for i in scripted if i["match"] == f'Create the document "{title}"')
         fixes.append({"match": f'The linter rejected your draft of "{title}"', "reply": draft})
     write_replies(workspace, [*fixes, *scripted])
-    result = run_shoal(workspace, "run", "PLAN.md", "--yes", "--phase", "1")
+    result = invoke_shoal(workspace, "run", "PLAN.md", "--yes", "--phase", "1")
     assert result.returncode == 1, result.stderr
     assert "phase 1 stopped after lint: 3 of 3 tasks fail the same way" in result.stderr
     assert "the title <item> of <item> is N characters, over N" in result.stderr

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ T = TypeVar("T")
 
 class LoopPool:
     def __init__(self, *, prefix: str, count: int) -> None:
-        self._prefix = f"{prefix}{os.getpid()}-loops-"
+        self._prefix = f"{prefix}{os.getpid()}-{secrets.token_hex(3)}-loops-"  # as the senders' names
         # Like the senders, loop workers reserve no CPU: a workflow's other agents may still place
         # their typed tools as Ray tasks (one CPU each), which must not wait behind idle loops.
         self._actor_class: Any = ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy="SPREAD")(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +54,9 @@ class WorkerPool:
     def __init__(self, config: ShoalConfig, env: Mapping[str, str], *, prefix: str, count: int) -> None:
         self._config = config
         self._env = dict(env)
-        self._prefix = f"{prefix}{os.getpid()}-"
+        # The process and a token of this pool: a second run of the job in the same process (a
+        # program driving shoal as a library) must not meet the first one's names while Ray frees them.
+        self._prefix = f"{prefix}{os.getpid()}-{secrets.token_hex(3)}-"
         # Senders wait on the network: they hold no CPU, so lint checks and tools (one CPU each) can
         # use every core; SPREAD puts them on different nodes.
         self._actor_class: Any = ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy="SPREAD")(

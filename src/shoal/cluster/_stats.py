@@ -13,7 +13,7 @@ __all__ = ["WorkerSource", "WorkerStat", "note_workers", "workers_of"]
 
 @dataclass(slots=True)
 class WorkerStat:
-    name: str  # the actor's name: shoal-<job digest>-<pid>-<slot>-<generation>
+    name: str  # the actor's name: shoal-<job digest>-<pid>-<token>-[loops-]<slot>-<generation>
     node: str = "?"  # the Ray node id it was placed on (first 12 characters)
     done: int = 0  # what it finished, counted in `unit` (a request answered with an error counts)
     running: int = 0
