@@ -314,7 +314,7 @@ async def run_on_ray(
     stop: StopSignal | None = None,
 ) -> tuple[WorkflowResult, list[dict[str, object]]]:
     config = ShoalConfig(limits={"openai:scripted": ModelLimits(rpm=60_000, tpm=10_000_000)})
-    target = RayTarget(ray_address, 2)
+    target = RayTarget(ray_address, 1)  # one loop worker: each actor is a Python process to start
     async with (
         executor_tools(target, job_name=name, state_dir=workspace / ".shoal", local=providers) as placed,
         open_job(

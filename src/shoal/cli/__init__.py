@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
@@ -17,6 +16,8 @@ __all__ = ["app", "main"]
 
 def _show_version(value: bool) -> None:
     if value:
+        from importlib.metadata import PackageNotFoundError, version  # 50 ms: only for --version
+
         try:
             typer.echo(f"shoal {version('shoal')}")
         except PackageNotFoundError:  # run from a source tree that was never installed

@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jsonschema import Draft202012Validator
-
 from .._clock import Clock
 from .._states import CallOutcome
 from .._tokens import estimate_tokens
@@ -106,7 +104,7 @@ class ModelCaller:
             if auto_concurrency is not None
             else None
         )
-        self._validators: dict[str, Draft202012Validator] = {}
+        self._validators: dict[str, Any] = {}  # jsonschema validators, imported with the first schema
         self._stop_waiter: asyncio.Future[None] | None = None
         self.stats = CallStats()
 
@@ -393,6 +391,8 @@ class ModelCaller:
         schema_id = json.dumps(schema, sort_keys=True)
         validator = self._validators.get(schema_id)
         if validator is None:
+            from jsonschema import Draft202012Validator  # about 0.1 s to import: only jobs with a schema
+
             validator = self._validators[schema_id] = Draft202012Validator(dict(schema))
         error = next(iter(validator.iter_errors(document)), None)
         if error is not None:

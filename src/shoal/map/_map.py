@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, SchemaError
-
 from ..engine import CallResult, CallSpec, Job, LocalExecutor, StopSignal
 from ..engine._batch import BatchRound
 from ..errors import BudgetExhausted, ExitCode, InputError, ModelCallError
@@ -87,6 +85,8 @@ def load_schema(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: schema is not valid JSON: {exc}") from None
     if not isinstance(schema, dict):
         raise InputError(f"{path}: schema must be a JSON object")
+    from jsonschema import Draft202012Validator, SchemaError  # about 0.1 s: only when a schema is given
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
