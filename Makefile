@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The suite runs on 4 pytest-xdist processes (most tests wait on subprocesses and fake servers, so
-# more processes than cores pays); a file's tests stay in one process (a Ray test file shares one Ray).
+# The suite runs on 6 pytest-xdist processes (most tests wait on subprocesses and fake servers, so
+# more processes than cores pays). Tests are handed out one by one, long ones first, except that the
+# tests of a Ray test file, which share its local Ray, stay in one process (tests/scheduling.py).
 # Serially: make test PYTEST_ARGS=
-PYTEST_ARGS ?= -n 4 --dist loadfile
+PYTEST_ARGS ?= -n 6
 
 .PHONY: demo test lint bench clean
 

@@ -16,6 +16,18 @@ import pytest
 from helpers import Spawn, shoal_argv
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        from scheduling import Scheduling
+
+        config.pluginmanager.register(Scheduling(), "shoal-scheduling")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `long` first, for a parallel run (tests/scheduling.py); the order is otherwise kept."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh working directory with no provider keys or URLs in the environment."""

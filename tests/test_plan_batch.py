@@ -62,6 +62,7 @@ def test_plan_with_batch_ships_the_same_files_and_statuses_as_online(
     assert {"phase-1/generate", "phase-1/self-check", "phase-1/review"} <= rounds
 
 
+@pytest.mark.long
 def test_plan_batch_killed_after_a_submission_resumes_without_paying_twice(workspace: Path) -> None:
     copy_example(workspace)
     use_openai_models(workspace, extra="\n[batch]\npoll_s = 0.02\n")

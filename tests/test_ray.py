@@ -73,6 +73,7 @@ def test_ray_client_address_without_ray_client_is_one_line(
 # -- a local Ray started by the driver itself --------------------------------------------------
 
 
+@pytest.mark.long
 @pytest.mark.timeout(600)
 def test_driver_started_ray_killed_with_the_driver_leaves_nothing_after_the_rerun(
     workspace: Path, spawn: Spawn

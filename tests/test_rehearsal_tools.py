@@ -8,6 +8,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpers import invoke_shoal
 
 FLOW = """
@@ -91,6 +93,7 @@ def test_a_bad_call_entry_stops_the_run_in_one_line(workspace: Path) -> None:
     assert len(lines) == 1 and 'needs exactly one of "reply" (text) and "call"' in lines[0], result.stderr
 
 
+@pytest.mark.long
 def test_a_call_entry_that_matches_a_plain_map_call_fails_that_record_not_silently(workspace: Path) -> None:
     (workspace / "in.jsonl").write_text('{"id": "r1", "topic": "squares"}\n{"id": "r2", "topic": "cubes"}\n')
     (workspace / "replies.json").write_text(

@@ -53,6 +53,7 @@ def lines_in(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+@pytest.mark.long
 @pytest.mark.timeout(180)
 def test_provider_down_for_30_s_mid_job_every_record_finishes(workspace: Path) -> None:
     ids = write_ids(workspace / "in.jsonl", 300)
@@ -100,6 +101,7 @@ def test_provider_down_for_30_s_mid_job_every_record_finishes(workspace: Path) -
     assert f"provider outages ridden out: {len(kinds) // 2} this run" in shown
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)
 def test_1000_records_at_a_20_percent_fault_rate_all_finish(workspace: Path) -> None:
     ids = write_ids(workspace / "in.jsonl", 1000)
@@ -125,6 +127,7 @@ def test_1000_records_at_a_20_percent_fault_rate_all_finish(workspace: Path) -> 
     assert journal_rows(workspace, "SELECT count(*) FROM items WHERE status = 'failed'")[0][0] == 0
 
 
+@pytest.mark.long
 @pytest.mark.timeout(150)
 def test_hung_requests_cost_the_learned_timeout_not_the_configured_one(workspace: Path) -> None:
     ids = write_ids(workspace / "in.jsonl", 200)

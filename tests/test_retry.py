@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from shoal.fake import FakeLimits, FakeReply, FakeServer, FakeSettings
 from shoal.providers import load_replies
 
@@ -29,6 +31,7 @@ def last_run(workspace: Path) -> int:
     return int(rows(workspace, "SELECT max(id) FROM runs")[0][0])
 
 
+@pytest.mark.long
 def test_map_retry_failed_sends_only_the_failed_records_again(workspace: Path) -> None:
     ids = write_records(workspace / "in.jsonl", 10)
     schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
@@ -181,6 +184,7 @@ def test_retry_options_are_checked_against_the_kind_of_file(workspace: Path) -> 
     assert not (workspace / ".shoal").exists()
 
 
+@pytest.mark.long
 def test_a_retry_killed_half_way_resumes_under_its_own_generation(workspace: Path) -> None:
     copy_example(workspace)
     use_openai_models(workspace)

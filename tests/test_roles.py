@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from shoal.fake import FakeBackend, FakeCall, FakeLimits, FakeReply, FakeResult, FakeServer, FakeSettings
 
 from helpers import clean_env, invoke_shoal, output_ids, shoal_argv
@@ -131,6 +133,7 @@ def test_a_dependent_starts_before_later_records_are_begun(workspace: Path) -> N
     assert text  # the documents are real text, so the prompts differ per record
 
 
+@pytest.mark.long
 def test_kill_9_then_rerun_sends_no_role_call_twice(workspace: Path) -> None:
     ids = copy_example(workspace, records=30)
     (workspace / "shoal.toml").write_text("[job]\nconcurrency = 4\n")

@@ -177,6 +177,7 @@ def _everything_in(client: Any) -> list[bytes]:
     return found
 
 
+@pytest.mark.long
 def test_two_processes_on_one_key_stay_within_the_limit_together(
     workspace: Path, spawn: Spawn, namespace: str
 ) -> None:
@@ -215,6 +216,7 @@ def test_two_processes_on_one_key_stay_within_the_limit_together(
         assert not any(prefix in item for item in stored), f"{prefix!r} found in Redis"
 
 
+@pytest.mark.long
 def test_without_redis_the_same_two_jobs_meet_429s(workspace: Path, spawn: Spawn) -> None:
     """The control of the test above: two in-process budgets each believe they own the limit."""
     settings = FakeSettings(limits=FakeLimits(rpm=600), latency_s=0.01, rate_headers=False)
@@ -277,6 +279,7 @@ async def test_limits_and_the_slowdown_are_shared(two_books: tuple[SharedBook, S
     assert second.factor < 1.0
 
 
+@pytest.mark.long
 def test_a_process_killed_mid_job_leaves_the_budget_whole(
     workspace: Path, spawn: Spawn, namespace: str
 ) -> None:
@@ -334,6 +337,7 @@ def test_a_process_killed_mid_job_leaves_the_budget_whole(
         client.close()
 
 
+@pytest.mark.long
 def test_redis_lost_mid_job_drains_and_the_same_command_resumes(
     workspace: Path, spawn: Spawn, own_redis: Callable[..., RedisProcess]
 ) -> None:
