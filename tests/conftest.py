@@ -65,11 +65,15 @@ def spawn() -> Iterator[Spawn]:
 
 
 @pytest.fixture(scope="module")
-def ray_address() -> Iterator[str]:
+def ray_address(request: pytest.FixtureRequest) -> Iterator[str]:
     """A local Ray (2 CPUs, loopback) shared by the tests of one module; its address to join.
 
     One per test module, so that Ray's test files can run in different xdist processes at once.
     """
+    # The parallel scheduler keeps a file's tests together by its name (tests/scheduling.py); under
+    # another name they would be scattered, each process starting a Ray of its own.
+    name = request.path.name
+    assert name.startswith("test_ray"), f"{name}: a file sharing a Ray must be named test_ray*.py"
     from ray_helpers import local_ray
 
     with local_ray() as address:
