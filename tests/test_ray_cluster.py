@@ -107,10 +107,12 @@ def test_an_actor_killed_mid_job_loses_nothing_and_resends_nothing_finished(
         (200, 200)
     ]
     lost = rows(workspace, "SELECT count(*) FROM calls WHERE outcome = 'transient' AND error LIKE '%lost%'")
-    # Only the requests in flight on the dead actor went out twice; nothing finished did. (One the
-    # actor had taken but not yet sent counts as lost too, yet reached the server only once.)
     assert lost[0][0] >= 1
-    assert 200 <= requests <= 200 + lost[0][0]
+    # Nothing finished went out twice: every request beyond the 200 answered ones is a failed attempt
+    # in the journal, one in flight on the dead actor or (on a busy machine) one that timed out. (One
+    # the actor had taken but not yet sent counts as lost too, yet reached the server only once.)
+    failed = rows(workspace, "SELECT count(*) FROM calls WHERE outcome != 'ok'")
+    assert 200 <= requests <= 200 + failed[0][0]
     assert "(lost; its requests in flight went to another worker)" in stderr
 
 

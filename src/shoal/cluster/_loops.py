@@ -21,8 +21,8 @@ from ray.exceptions import RayActorError, RayError
 
 from ._loop_worker import Ask, Crashed, Done, LoopWorker
 from ._placing import Relay, WorkerLost
-from ._pool import NAMESPACE
-from ._stats import WorkerStat
+from ._pool import NAMESPACE, Replacements
+from ._stats import WorkerStat, least_busy
 
 __all__ = ["LoopPool"]
 
@@ -42,6 +42,7 @@ class LoopPool:
         self.lost: list[WorkerStat] = []
         self._generation = 0
         self._tickets = itertools.count(1)
+        self._replacements = Replacements()
         for slot in range(len(self._actors)):
             self._spawn(slot)
 
@@ -51,12 +52,8 @@ class LoopPool:
         self._actors[slot] = self._actor_class.options(name=name, namespace=NAMESPACE).remote()
         self.stats[slot] = WorkerStat(name, unit="agents")
 
-    def _pick(self) -> int:
-        alive = [i for i, stat in enumerate(self.stats) if not stat.lost]
-        return min(alive, key=lambda i: (self.stats[i].running, self.stats[i].done))
-
     async def run(self, body: Callable[[Relay], Awaitable[T]], answer: Callable[[Any], Awaitable[Any]]) -> T:
-        slot = self._pick()
+        slot = least_busy(self.stats)
         actor, stat = self._actors[slot], self.stats[slot]
         ticket = f"{os.getpid()}-{next(self._tickets)}"
         stat.running += 1
@@ -83,9 +80,6 @@ class LoopPool:
         assert isinstance(message, Done)
         stat.done += 1
         stat.busy_s = max(stat.busy_s, message.cpu_s)
-        if stat.node == "?":  # a replacement worker: learn its node once
-            with contextlib.suppress(RayError):
-                stat.node = str(await actor.node.remote())[:12]
         return message.value  # type: ignore[no-any-return]
 
     async def start(self) -> None:
@@ -100,11 +94,13 @@ class LoopPool:
         old.lost = True
         self._spawn(slot)
         self.lost.append(old)
+        self._replacements.watch(self._actors[slot], self.stats[slot])
 
     def all_stats(self) -> list[WorkerStat]:
         return [*self.lost, *self.stats]
 
     def close(self) -> None:
+        self._replacements.cancel()
         for actor in self._actors:
             with contextlib.suppress(RayError):
                 ray.kill(actor, no_restart=True)

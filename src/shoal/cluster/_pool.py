@@ -22,9 +22,9 @@ from ..errors import ModelCallError, TransientError
 from ..providers import ModelReply, ModelRequest, Provider
 from ._actor import SendWorker
 from ._lint import RemoteLint
-from ._stats import WorkerStat
+from ._stats import WorkerStat, least_busy
 
-__all__ = ["NAMESPACE", "RemoteProviders", "WorkerPool", "job_prefix", "kill_leftovers"]
+__all__ = ["NAMESPACE", "RemoteProviders", "Replacements", "WorkerPool", "job_prefix", "kill_leftovers"]
 
 NAMESPACE = "shoal"
 _STOP_GRACE_S = 5.0
@@ -50,6 +50,32 @@ def kill_leftovers(prefix: str) -> int:
     return killed
 
 
+class Replacements:
+    """Replacement workers are marked starting until they first answer, so none gets work meanwhile."""
+
+    def __init__(self) -> None:
+        self._watching: set[asyncio.Task[None]] = set()  # held: a task nobody holds may be collected
+
+    def watch(self, actor: Any, stat: WorkerStat) -> None:
+        stat.starting = True
+        task = asyncio.get_running_loop().create_task(_first_answer(actor, stat))
+        self._watching.add(task)
+        task.add_done_callback(self._watching.discard)
+
+    def cancel(self) -> None:
+        for task in self._watching:
+            task.cancel()
+
+
+async def _first_answer(actor: Any, stat: WorkerStat) -> None:
+    try:
+        stat.node = str(await actor.node.remote())[:12]
+    except RayError:
+        pass  # it died starting: the first work sent to it finds out and replaces it
+    finally:
+        stat.starting = False
+
+
 class WorkerPool:
     def __init__(self, config: ShoalConfig, env: Mapping[str, str], *, prefix: str, count: int) -> None:
         self._config = config
@@ -66,6 +92,7 @@ class WorkerPool:
         self.stats: list[WorkerStat] = []
         self.lost: list[WorkerStat] = []  # workers that died, kept for the report
         self._generation = 0
+        self._replacements = Replacements()
         for slot in range(max(1, count)):
             self._actors.append(None)
             self.stats.append(WorkerStat(""))
@@ -85,12 +112,8 @@ class WorkerPool:
         for stat, node in zip(self.stats, nodes, strict=True):
             stat.node = str(node)[:12]
 
-    def _pick(self) -> int:
-        alive = [i for i, stat in enumerate(self.stats) if not stat.lost]
-        return min(alive, key=lambda i: (self.stats[i].running, self.stats[i].done))
-
     async def send(self, provider: str, request: ModelRequest) -> ModelReply:
-        slot = self._pick()
+        slot = least_busy(self.stats)
         actor, stat = self._actors[slot], self.stats[slot]
         ref = actor.complete.remote(provider, request)
         stat.running += 1
@@ -109,7 +132,7 @@ class WorkerPool:
             stat.running -= 1
         stat.done += 1
         stat.busy_s += float(took)
-        stat.node = str(node)[:12]  # a replacement worker learns its node with its first answer
+        stat.node = str(node)[:12]
         if isinstance(answer, ModelCallError):
             raise answer
         assert isinstance(answer, ModelReply)
@@ -123,11 +146,13 @@ class WorkerPool:
         old.lost = True
         self._spawn(slot)
         self.lost.append(old)
+        self._replacements.watch(self._actors[slot], self.stats[slot])
 
     def all_stats(self) -> list[WorkerStat]:
         return [*self.lost, *self.stats]
 
     async def aclose(self) -> None:
+        self._replacements.cancel()
         closing = [actor.aclose.remote() for actor in self._actors]
         try:
             await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), _STOP_GRACE_S)

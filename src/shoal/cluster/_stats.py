@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from ..engine import Job
 
-__all__ = ["WorkerSource", "WorkerStat", "note_workers", "workers_of"]
+__all__ = ["WorkerSource", "WorkerStat", "least_busy", "note_workers", "workers_of"]
 
 
 @dataclass(slots=True)
@@ -22,6 +22,8 @@ class WorkerStat:
     busy_s: float = 0.0
     lost: bool = False  # the actor died; its work in flight was dispatched again elsewhere
     unit: str = "requests"  # "requests", "agents", "tool calls" or "lint checks"
+    # A replacement for a lost worker, not yet answering: its process may take seconds to start.
+    starting: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -33,6 +35,18 @@ class WorkerStat:
             "lost": self.lost,
             "unit": self.unit,
         }
+
+
+def least_busy(stats: list[WorkerStat]) -> int:
+    """The slot to give the next piece of work: the least busy live worker, running ones first.
+
+    A replacement still starting is picked only when no running worker is left. Work sent to it
+    waits for its process to start, and a request's timeout runs meanwhile; under load that wait
+    can outlast the timeout and send the request twice.
+    """
+    alive = [i for i, stat in enumerate(stats) if not stat.lost]
+    running = [i for i in alive if not stats[i].starting] or alive
+    return min(running, key=lambda i: (stats[i].running, stats[i].done))
 
 
 @runtime_checkable
