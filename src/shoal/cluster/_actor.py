@@ -29,14 +29,14 @@ class SendWorker:
 
     async def complete(
         self, provider: str, request: ModelRequest
-    ) -> tuple[ModelReply | ModelCallError, float, str]:
-        """The reply or the provider's error, the time it took, and the node this worker runs on."""
+    ) -> tuple[ModelReply | ModelCallError, float]:
+        """The reply or the provider's error, and the time it took (the pool learns the node once)."""
         started = time.monotonic()
         try:
             reply: ModelReply | ModelCallError = await self._providers.get(provider).complete(request)
         except ModelCallError as exc:
             reply = exc
-        return reply, time.monotonic() - started, self.node()
+        return reply, time.monotonic() - started
 
     async def aclose(self) -> None:
         await self._providers.aclose()

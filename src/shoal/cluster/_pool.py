@@ -118,7 +118,7 @@ class WorkerPool:
         ref = actor.complete.remote(provider, request)
         stat.running += 1
         try:
-            answer, took, node = await ref
+            answer, took = await ref
         except asyncio.CancelledError:
             ray.cancel(ref)  # the driver's timeout or a second Ctrl-C: stop the request on the worker
             raise
@@ -132,7 +132,6 @@ class WorkerPool:
             stat.running -= 1
         stat.done += 1
         stat.busy_s += float(took)
-        stat.node = str(node)[:12]
         if isinstance(answer, ModelCallError):
             raise answer
         assert isinstance(answer, ModelReply)
